@@ -1,0 +1,1 @@
+"""Floor 3: Grafana dashboards as code (panels, build, push)."""

@@ -1,0 +1,46 @@
+"""The ``finmon`` console script. Each area registers its own sub-commands in a module of this package."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from inference.errors import FinmonError
+
+from finmon import __version__, logs
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[argparse.Namespace], int | None]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from finmon.cli import alerts, dashboards, model, stream, triton  # one module per area
+
+    parser = argparse.ArgumentParser(prog="finmon", description="Streaming monitor of financial public opinion.")
+    parser.add_argument("--version", action="version", version=f"finmon {__version__}")
+    parser.add_argument("--log-level", default=None, help="DEBUG, INFO (default), WARNING...")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for area in (stream, model, triton, alerts, dashboards):
+        area.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logs.configure(args.log_level)
+    handler: Handler = args.handler
+    try:
+        return int(handler(args) or 0)
+    except FinmonError as exc:
+        log.error("%s: %s", type(exc).__name__, exc)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,9 @@
+"""`finmon` sub-commands of the triton area."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add this area's sub-commands to the `finmon` parser."""

@@ -1,0 +1,1 @@
+"""Floor 1: the multi-task model (labels, tokenisation, training, export, prediction, Triton)."""

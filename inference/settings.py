@@ -1,0 +1,79 @@
+"""Settings: one pydantic-settings class per stage, read from the environment and an optional TOML file.
+
+Precedence: explicit arguments > environment variables (``FINMON_<STAGE>_<FIELD>``) > the ``[<stage>]`` table
+of the TOML file named by ``FINMON_CONFIG`` > defaults. Classes are built by functions, never at import time,
+so tests can override them. Secrets are ``SecretStr`` and print masked.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import SecretStr
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_HOME = Path(os.environ.get("FINMON_HOME", Path.home() / ".cache" / "finmon"))
+
+
+class _TomlTableSource(PydanticBaseSettingsSource):
+    """Reads the table named ``settings_cls.section`` from the TOML file in ``FINMON_CONFIG``."""
+
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        super().__init__(settings_cls)
+        path = os.environ.get("FINMON_CONFIG")
+        data: dict[str, Any] = {}
+        if path:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh).get(getattr(settings_cls, "section", ""), {})
+        self._data = data
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return {k: v for k, v in self._data.items() if k in self.settings_cls.model_fields}
+
+
+class StageSettings(BaseSettings):
+    """Base class of every stage's settings."""
+
+    section: ClassVar[str] = ""
+    model_config = SettingsConfigDict(extra="ignore", env_nested_delimiter="__")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, file_secret_settings, _TomlTableSource(settings_cls))
+
+    def masked(self) -> dict[str, Any]:
+        """The settings as a dict safe to log: secrets are shown as '**********'."""
+        return {k: ("**********" if isinstance(v, SecretStr) and v else v) for k, v in self.__dict__.items()}
+
+
+class ModelSettings(StageSettings):
+    """Where the model lives and how the in-process predictor runs (env prefix ``FINMON_MODEL_``)."""
+
+    section: ClassVar[str] = "model"
+    model_config = SettingsConfigDict(env_prefix="FINMON_MODEL_", extra="ignore")
+
+    repository: Path = REPO_ROOT / "models" / "triton"  # Triton model repository (the shipped model lives here)
+    name: str = "finmon_mtl"
+    version: str = ""  # empty: the newest version folder in the repository
+    max_length: int = 128
+    batch_size: int = 32
+    threads: int = 0  # onnxruntime intra-op threads; 0 lets onnxruntime decide
+
+
+def model_settings(**overrides: Any) -> ModelSettings:
+    return ModelSettings(**overrides)

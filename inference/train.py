@@ -1,0 +1,171 @@
+"""Training: objective ``sum_t lambda_t L_t`` over the tasks, task-sampled single-task batches, AdamW with
+weight decay and linear warm-up/decay, dropout, a checkpoint per epoch and early stopping on dev splits carved
+from train with a fixed seed. ``tasks=("topic",)`` etc. gives the serial single-task baselines (same encoder,
+same recipe, same examples per task)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from inference import data as D
+from inference.batches import TaskBatch, TaskData, epoch_plan, stream
+from inference.evaluate import Runner, evaluate_ner, evaluate_text
+from inference.labels import IGNORE_INDEX, SENTIMENTS, TOPICS
+from inference.model import MultiTaskModel, base_model_path
+from inference.tokenize import Batch, TextTokenizer
+
+log = logging.getLogger(__name__)
+NER_SOURCES = {"conll": ("conll2003_en/train.txt", D.read_conll), "finer": ("finer_ord/train.csv", D.read_finer_csv),
+               "sec": ("sec_filings_ner_alvarado2015/FIN5_train.txt", D.read_sec)}
+
+
+@dataclass
+class TrainConfig:
+    data_dir: Path = field(default_factory=D.default_data_dir)
+    out_dir: Path = Path("runs/mtl")
+    tasks: tuple[str, ...] = ("topic", "sentiment", "ner")
+    task_weights: dict[str, float] = field(default_factory=lambda: {"topic": 1.0, "sentiment": 1.0, "ner": 1.0})
+    sampling: str = "proportional"
+    ner_sources: tuple[str, ...] = ("conll", "finer")
+    epochs: int = 3
+    batch_size: int = 32
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    warmup: float = 0.06
+    dropout: float = 0.1
+    max_length: int = 128
+    patience: int = 1
+    dev_fraction: float = 0.1
+    seed: int = 13
+    freeze_word_embeddings: bool = True
+    limit: int = 0  # cap on training examples per task (smoke tests); 0 = all
+    tiny: bool = False  # random 2-layer encoder instead of all-MiniLM-L6-v2 (smoke tests)
+    threads: int = 0
+
+
+def load_splits(cfg: TrainConfig) -> dict[str, tuple[list, list]]:
+    """(train, dev) per task; near-duplicates removed from the text sets before a stratified split."""
+    d, out = Path(cfg.data_dir), {}
+    if "topic" in cfg.tasks:
+        out["topic"] = D.split_dev(D.dedup(D.read_topic_csv(d / "twitter_financial_news_topic/topic_train.csv")),
+                                   fraction=cfg.dev_fraction, seed=cfg.seed)
+    if "sentiment" in cfg.tasks:
+        out["sentiment"] = D.split_dev(D.dedup(D.read_sentiment_csv(d / "twitter_financial_news_sentiment/sent_train.csv")),
+                                       fraction=cfg.dev_fraction, seed=cfg.seed)
+    if "ner" in cfg.tasks:
+        train, dev = [], []
+        for name in cfg.ner_sources:
+            rel, reader = NER_SOURCES[name]
+            t, v = D.split_dev(reader(d / rel), fraction=cfg.dev_fraction, seed=cfg.seed, key=None)
+            train += t
+            dev += v
+        out["ner"] = (train, dev)
+    if cfg.limit:
+        out = {k: (tr[: cfg.limit], dv[: max(8, cfg.limit // 4)]) for k, (tr, dv) in out.items()}
+    return out
+
+
+def torch_runner(model: MultiTaskModel) -> Runner:
+    def run(batch: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        with torch.inference_mode():
+            outs = model(*(torch.from_numpy(a) for a in batch.arrays().values()))
+        return tuple(o.float().numpy() for o in outs)  # type: ignore[return-value]
+
+    return run
+
+
+def dev_metrics(model: MultiTaskModel, tokenizer: TextTokenizer, splits: dict) -> dict[str, dict]:
+    model.eval()
+    run, m = torch_runner(model), {}
+    if "topic" in splits:
+        m["topic"] = evaluate_text(run, tokenizer, splits["topic"][1], "topic", len(TOPICS))
+    if "sentiment" in splits:
+        m["sentiment"] = evaluate_text(run, tokenizer, splits["sentiment"][1], "sentiment", len(SENTIMENTS))
+    if "ner" in splits:
+        dev = splits["ner"][1]
+        m["ner"] = evaluate_ner(run, tokenizer, dev)
+        for source in {e.source for e in dev}:
+            m[f"ner_{source}"] = evaluate_ner(run, tokenizer, [e for e in dev if e.source == source])
+    model.train()
+    return m
+
+
+def score(metrics: dict[str, dict]) -> float:
+    """Early-stopping score: mean of topic accuracy, sentiment accuracy and entity F1 (tasks present)."""
+    keys = {"topic": "accuracy", "sentiment": "accuracy", "ner": "f1"}
+    return float(np.mean([metrics[t][k] for t, k in keys.items() if t in metrics]))
+
+
+def loss_of(model: MultiTaskModel, tb: TaskBatch) -> torch.Tensor:
+    topic, sentiment, tokens = model(*(torch.from_numpy(a) for a in tb.batch.arrays().values()))
+    labels = torch.from_numpy(tb.labels)
+    if tb.task == "ner":
+        return nn.functional.cross_entropy(tokens.flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX)
+    return nn.functional.cross_entropy(topic if tb.task == "topic" else sentiment, labels)
+
+
+def train(cfg: TrainConfig) -> dict:
+    """Train, keep the best epoch in ``out_dir/best`` and return the run summary (also in ``summary.json``)."""
+    random.seed(cfg.seed), np.random.seed(cfg.seed), torch.manual_seed(cfg.seed)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tok_dir = base_model_path()
+    tokenizer = TextTokenizer.from_dir(tok_dir, cfg.max_length)
+    model = MultiTaskModel.tiny() if cfg.tiny else MultiTaskModel.from_pretrained(dropout=cfg.dropout)
+    if cfg.freeze_word_embeddings:
+        model.encoder.embeddings.word_embeddings.weight.requires_grad_(False)
+    splits = load_splits(cfg)
+    tasks = [TaskData(t, splits[t][0]) for t in cfg.tasks]
+    rng = random.Random(cfg.seed)
+    steps_per_epoch = len(epoch_plan(tasks, cfg.batch_size, cfg.sampling, random.Random(0)))
+    total = steps_per_epoch * cfg.epochs
+    decay = [p for n, p in model.named_parameters() if p.requires_grad and not n.endswith("bias") and "LayerNorm" not in n]
+    no_decay = [p for n, p in model.named_parameters() if p.requires_grad and (n.endswith("bias") or "LayerNorm" in n)]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+    warm = max(1, int(cfg.warmup * total))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
+    history, best, bad, started = [], -1.0, 0, time.time()
+    log.info("training %s on %s examples, %d steps/epoch", cfg.tasks, {t.task: len(t.examples) for t in tasks}, steps_per_epoch)
+    model.train()
+    for epoch in range(1, cfg.epochs + 1):
+        bar = tqdm(stream(tasks, tokenizer, cfg.batch_size, cfg.sampling, rng), total=steps_per_epoch,
+                   desc=f"epoch {epoch}/{cfg.epochs}", mininterval=5)
+        running: dict[str, float] = {}
+        for tb in bar:
+            loss = cfg.task_weights.get(tb.task, 1.0) * loss_of(model, tb)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step(), sched.step(), opt.zero_grad(set_to_none=True)
+            running[tb.task] = 0.98 * running.get(tb.task, float(loss)) + 0.02 * float(loss)
+            bar.set_postfix({k: f"{v:.3f}" for k, v in running.items()}, refresh=False)
+        metrics = dev_metrics(model, tokenizer, splits)
+        s = score(metrics)
+        history.append({"epoch": epoch, "score": s, "metrics": metrics, "elapsed_s": round(time.time() - started)})
+        log.info("epoch %d dev score %.4f %s", epoch, s, json.dumps(metrics))
+        model.save(out / f"epoch-{epoch}", tok_dir)
+        if s > best:
+            best, bad = s, 0
+            shutil.rmtree(out / "best", ignore_errors=True)
+            shutil.copytree(out / f"epoch-{epoch}", out / "best")
+        else:
+            bad += 1
+            if bad > cfg.patience:
+                log.info("early stop after epoch %d", epoch)
+                break
+    summary = {"config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
+               "history": history, "best_score": best, "train_seconds": round(time.time() - started)}
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary

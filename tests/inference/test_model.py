@@ -1,0 +1,134 @@
+"""Training smoke test, export round trip (ONNX == torch), predictor edge cases. Needs the train extra (torch)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from inference.export import export, round_weights  # noqa: E402
+from inference.labels import NER_TAGS, SENTIMENTS, TOPICS  # noqa: E402
+from inference.model import MultiTaskModel  # noqa: E402
+from inference.predictor import OnnxPredictor  # noqa: E402
+from inference.train import TrainConfig, torch_runner, train  # noqa: E402
+from inference.data import default_data_dir  # noqa: E402
+
+DATA = default_data_dir()
+pytestmark = pytest.mark.skipif(not (DATA / "conll2003_en").is_dir(), reason="shared training data not found")
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("run")
+    cfg = TrainConfig(out_dir=out, tiny=True, limit=96, epochs=2, batch_size=16, lr=1e-3, threads=1)
+    summary = train(cfg)
+    assert len(summary["history"]) == 2
+    return out
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_run, tmp_path_factory) -> Path:
+    return export(tiny_run / "best", repo=tmp_path_factory.mktemp("repo"))
+
+
+def test_training_writes_checkpoints_and_dev_metrics(tiny_run):
+    summary = json.loads((tiny_run / "summary.json").read_text())
+    assert (tiny_run / "epoch-1" / "model.pt").is_file() and (tiny_run / "best" / "model.pt").is_file()
+    metrics = summary["history"][-1]["metrics"]
+    assert {"topic", "sentiment", "ner"} <= metrics.keys()
+    assert 0.0 <= metrics["topic"]["accuracy"] <= 1.0 and metrics["topic"]["n"] > 0
+
+
+def test_training_reduces_the_weighted_loss(tmp_path):
+    """A few steps on a fixed batch must lower each task's loss (the objective is really optimised)."""
+    from inference.batches import TaskData
+    from inference.data import read_conll, read_topic_csv
+    from inference.tokenize import TextTokenizer, base_model_path
+    from inference.train import loss_of
+
+    torch.manual_seed(0)
+    model = MultiTaskModel.tiny()
+    tok = TextTokenizer.from_dir(base_model_path())
+    topic = TaskData("topic", read_topic_csv(DATA / "twitter_financial_news_topic/topic_train.csv")[:16])
+    ner = TaskData("ner", read_conll(DATA / "conll2003_en/train.txt")[:16])
+    batches = [topic.make(tok, topic.examples), ner.make(tok, ner.examples)]
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    before = [float(loss_of(model, b)) for b in batches]
+    for _ in range(15):
+        for b in batches:
+            opt.zero_grad()
+            loss_of(model, b).backward()
+            opt.step()
+    after = [float(loss_of(model, b)) for b in batches]
+    assert all(a < b for a, b in zip(after, before)), (before, after)
+
+
+def test_export_layout_and_size(exported):
+    meta = json.loads((exported / "finmon.json").read_text())
+    assert meta["topics"] == list(TOPICS) and meta["sentiments"] == list(SENTIMENTS)
+    assert meta["ner_tags"] == list(NER_TAGS) and meta["model_version"].startswith("finmon_mtl-1-")
+    assert (exported / "tokenizer.json").is_file()
+    assert (exported.parent / "config.pbtxt").is_file()
+
+
+def test_onnx_matches_torch(tiny_run, exported):
+    """Same labels and probabilities within 1e-3 as the torch model with the same (int8-stored) weights."""
+    from inference.decode import softmax
+    from inference.data import read_sentiment_csv
+
+    predictor = OnnxPredictor(exported)
+    model = round_weights(MultiTaskModel.load(tiny_run / "best"))
+    texts = [e.text for e in read_sentiment_csv(DATA / "twitter_financial_news_sentiment/sent_train.csv")[:300]]
+    run_torch = torch_runner(model)
+    for start in range(0, len(texts), 50):
+        batch = predictor.tokenizer.encode_texts(texts[start : start + 50])
+        for onnx_out, torch_out in zip(predictor.run(batch), run_torch(batch)):
+            p_onnx, p_torch = softmax(onnx_out.astype(np.float64)), softmax(torch_out.astype(np.float64))
+            assert np.abs(p_onnx - p_torch).max() < 1e-3
+            assert (p_onnx.argmax(-1) == p_torch.argmax(-1)).mean() > 0.99  # ties within 1e-3 may flip
+
+
+def test_int8_weight_storage_is_exact_for_rounded_weights(tiny_run, exported):
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(exported / "model.onnx")).graph
+    int8 = [i for i in graph.initializer if numpy_helper.to_array(i).dtype == np.int8]
+    assert int8, "big weights should be stored as int8"
+    assert sum(n.op_type == "DequantizeLinear" for n in graph.node) == len(int8)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "   \n\t ", "x" * 100_000, "Tesla 股价 下跌 😱 " * 3000, "Ölpreis fällt: Börse in Frankfurt schwächer",
+     "<b>Apple</b> &amp; Google https://t.co/abc 🚀🚀 $AAPL"],
+)
+def test_predictor_handles_awkward_input(exported, text):
+    [p] = OnnxPredictor(exported).predict([text])
+    assert p.topic in TOPICS and p.sentiment in SENTIMENTS
+    assert abs(sum(p.topic_probs.values()) - 1) < 1e-6
+    for e in p.entities:
+        assert text[e.start : e.end] == e.text
+    if len(text.split()) > 1000:  # far more word pieces than the window: the prediction says so
+        assert p.truncated
+
+
+def test_predictor_rejects_non_text(exported):
+    from inference.errors import InputError
+
+    with pytest.raises(InputError):
+        OnnxPredictor(exported).predict(["ok", None])  # type: ignore[list-item]
+
+
+def test_predictor_keeps_input_order(exported):
+    predictor = OnnxPredictor(exported, batch_size=2)
+    texts = ["short", "a much longer text about the Federal Reserve raising rates again", "mid length text", ""]
+    one_by_one = [predictor.predict([t])[0] for t in texts]
+    together = predictor.predict(texts)
+    for a, b in zip(one_by_one, together):
+        assert a.topic == b.topic
+        assert max(abs(a.topic_probs[k] - b.topic_probs[k]) for k in TOPICS) < 1e-4

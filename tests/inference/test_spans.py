@@ -1,0 +1,88 @@
+"""Entity spans are character offsets into the ORIGINAL text; tickers come from the rule; casing ids."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from inference.decode import entity_spans
+from inference.labels import NER_TAGS
+from inference.tickers import find_tickers, merge
+from inference.tokenize import TextTokenizer, base_model_path, case_id
+
+TRICKY = [
+    "😱😱 Apple Inc. slumps in New York https://t.co/Xy &amp; more",
+    "特斯拉 Tesla 在 上海 扩产",
+    "  leading   spaces and\ttabs:  Goldman Sachs  ",
+    "Café Zürich owner Nestlé S.A. — “quoted” text",
+    "<p>JPMorgan Chase</p> said&nbsp;Jamie Dimon will stay",
+]
+
+
+@pytest.fixture(scope="module")
+def tokenizer() -> TextTokenizer:
+    return TextTokenizer.from_dir(base_model_path())
+
+
+def _probs_for_words(enc, tags_by_word: dict[int, str]) -> np.ndarray:
+    probs = np.zeros((len(enc.ids), len(NER_TAGS)))
+    previous = None
+    for j, w in enumerate(enc.word_ids):
+        tag = tags_by_word.get(w, "O") if w is not None else "O"
+        if w is not None and w == previous and tag != "O":
+            tag = "I-" + tag[2:]
+        probs[j, NER_TAGS.index(tag)] = 1.0
+        previous = w
+    return probs
+
+
+@pytest.mark.parametrize("text", TRICKY)
+def test_spans_point_into_the_original_text(tokenizer, text):
+    batch = tokenizer.encode_texts([text])
+    enc = batch.encodings[0]
+    words = sorted({w for w in enc.word_ids if w is not None})
+    # tag every second word as a one-word ORG, and the last two words as one PER
+    tags = {w: "B-ORG" for w in words[::2]}
+    tags.update({words[-2]: "B-PER", words[-1]: "I-PER"})
+    spans = entity_spans(text, enc, _probs_for_words(enc, tags))
+    assert spans
+    for s in spans:
+        assert text[s.start : s.end] == s.text and s.text.strip() == s.text and s.text
+    assert spans[-1].label == "PER"
+
+
+def test_multi_piece_word_is_one_span(tokenizer):
+    text = "Shares of Skyworks rose"
+    enc = tokenizer.encode_texts([text]).encodings[0]
+    word = enc.word_ids[[i for i, (a, b) in enumerate(enc.offsets) if text[a:b].lower().startswith("sky")][0]]
+    spans = entity_spans(text, enc, _probs_for_words(enc, {word: "B-ORG"}))
+    assert [(s.text, s.label) for s in spans] == [("Skyworks", "ORG")]
+
+
+def test_tickers():
+    text = "$TSLA up, $brk.b flat, <JNJ.N> down (NASDAQ:AAPL); paid $100 and $1.5bn; a$B no"
+    found = [(t.text, t.company_id) for t in find_tickers(text)]
+    assert found == [("$TSLA", "TSLA"), ("$brk.b", "BRK.B"), ("<JNJ.N>", "JNJ.N"), ("NASDAQ:AAPL", "AAPL")]
+    for t in find_tickers(text):
+        assert text[t.start : t.end] == t.text and t.label == "TICKER"
+
+
+def test_ticker_spans_win_over_overlapping_learned_spans():
+    from inference.prediction import EntitySpan
+
+    text = "Buy $AAPL says Apple"
+    learned = [EntitySpan(4, 9, "ORG", "$AAPL"), EntitySpan(15, 20, "ORG", "Apple")]
+    merged = merge(learned, find_tickers(text))
+    assert [(s.label, s.text) for s in merged] == [("TICKER", "$AAPL"), ("ORG", "Apple")]
+
+
+def test_case_ids():
+    assert [case_id(x) for x in ("apple", "Apple", "IBM", "A", "123", "特斯拉", "")] == [1, 2, 3, 2, 0, 0, 0]
+
+
+def test_casing_reaches_the_model_inputs(tokenizer):
+    batch = tokenizer.encode_texts(["APPLE Apple apple"])
+    cases = batch.case_ids[0][batch.attention_mask[0] == 1].tolist()
+    assert cases == [0, 3, 2, 1, 0]  # [CLS] APPLE Apple apple [SEP]
+    words = tokenizer.encode_words([["APPLE", "Apple", "apple"]])
+    assert words.case_ids[0].tolist() == cases

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 from tokenizers import Encoding
 
+from inference.companies import default_linker
 from inference.labels import NER_TAGS, SENTIMENTS, TOPICS
 from inference.prediction import EntitySpan, Prediction
 from inference.tickers import find_tickers, merge
@@ -62,9 +63,10 @@ def decode(
     topic_p, sent_p = softmax(topic_logits.astype(np.float64)), softmax(sentiment_logits.astype(np.float64))
     tok_p = softmax(token_logits.astype(np.float64))
     out = []
+    linker = default_linker()
     for k, text in enumerate(texts):
         t, s = int(topic_p[k].argmax()), int(sent_p[k].argmax())
-        learned = entity_spans(text, batch.encodings[k], tok_p[k])
+        entities = merge(entity_spans(text, batch.encodings[k], tok_p[k]), find_tickers(text))
         out.append(
             Prediction(
                 topic=TOPICS[t],
@@ -72,7 +74,7 @@ def decode(
                 sentiment=SENTIMENTS[s],
                 sentiment_score=float(sent_p[k, s]),
                 sentiment_probs={name: float(p) for name, p in zip(SENTIMENTS, sent_p[k])},
-                entities=merge(learned, find_tickers(text)),
+                entities=linker.link(entities) if linker else entities,
                 model_version=model_version,
                 truncated=batch.truncated[k],
             )

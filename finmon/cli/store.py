@@ -1,9 +1,54 @@
-"""`finmon` sub-commands of the store area (ClickHouse migrations and queries)."""
+"""`finmon` sub-commands of the store area: `finmon migrate` (ClickHouse schema) and `finmon report`."""
 
 from __future__ import annotations
 
 import argparse
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this area's sub-commands to the `finmon` parser."""
+    p = sub.add_parser("migrate", help="create or upgrade the ClickHouse schema (idempotent)")
+    _store_args(p)
+    p.set_defaults(handler=_migrate)
+
+    r = sub.add_parser("report", help="write the HTML report and print the summary of what a store holds")
+    _store_args(r)
+    r.add_argument("--out", type=Path, default=Path("finmon-report.html"), help="HTML file to write")
+    r.set_defaults(handler=_report)
+
+
+def _store_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dsn", default=None,
+                   help="chdb:///abs/dir or http(s)://user:pass@host:port (default: FINMON_INGEST_CLICKHOUSE_DSN)")
+    p.add_argument("--database", default=None, help="database name (default: FINMON_INGEST_CLICKHOUSE_DATABASE)")
+
+
+def _open(args: argparse.Namespace):  # -> Store (imported lazily: the CLI starts fast)
+    from ingest.settings import ingest_settings
+    from ingest.store import Store
+
+    settings = ingest_settings()
+    return Store.open(args.dsn or settings.clickhouse_dsn, args.database or settings.clickhouse_database)
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    with _open(args) as store:
+        applied = store.migrate()
+        versions = store.applied_versions()
+    log.info("schema at version %s (applied now: %s)", max(versions), applied or "none")
+    print(f"schema version {max(versions)}; applied now: {', '.join(map(str, applied)) or 'none'}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from finmon.report import summary_text, write_report
+
+    with _open(args) as store:
+        print(summary_text(store))
+        path = write_report(store, args.out)
+    print(f"report: {path}")
+    return 0

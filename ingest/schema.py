@@ -1,0 +1,144 @@
+"""ClickHouse schema: table names (defined once, re-exported by ``ingest.store``) and versioned migrations.
+
+Exactly-once counting under at-least-once delivery (see docs/storage.md):
+- base tables are ``ReplacingMergeTree`` ordered by ``doc_id``; readers that need exact rows use ``FINAL``;
+- the per-minute aggregates are ``AggregatingMergeTree`` tables fed by materialised views and hold
+  ``uniqExactState(doc_id)``: a replayed document adds a doc_id already in the set, whatever the batch it comes
+  in, so ``uniqExactMerge`` returns single-write numbers even though the view fires on every insert.
+A migration is a list of statements that must each be idempotent (IF NOT EXISTS), so re-running a half-applied
+migration is safe. Never edit a shipped migration: append a new version.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+DOCUMENTS = "documents"
+PREDICTIONS = "predictions"
+ENTITY_MENTIONS = "entity_mentions"
+TOPIC_MINUTE = "topic_sentiment_minute"
+ENTITY_MINUTE = "entity_sentiment_minute"
+MIGRATIONS_TABLE = "schema_migrations"
+TOPIC_MINUTE_MV = f"{TOPIC_MINUTE}_mv"
+ENTITY_MINUTE_MV = f"{ENTITY_MINUTE}_mv"
+
+
+class Migration(NamedTuple):
+    version: int
+    name: str
+    statements: tuple[str, ...]  # formatted with ``db`` (a validated identifier), never with user text
+
+
+MIGRATIONS_DDL = f"""
+CREATE TABLE IF NOT EXISTS {{db}}.{MIGRATIONS_TABLE} (
+    version UInt32,
+    name String,
+    applied_at DateTime64(3, 'UTC')
+) ENGINE = ReplacingMergeTree(applied_at) ORDER BY version
+"""
+
+_V1 = (
+    f"""
+CREATE TABLE IF NOT EXISTS {{db}}.{DOCUMENTS} (
+    doc_id String,
+    source LowCardinality(String),
+    kind LowCardinality(String),
+    published_at DateTime64(3, 'UTC'),
+    title String,
+    text String,
+    url String,
+    author String,
+    lang LowCardinality(String),
+    meta String,
+    content_hash String,
+    schema_version UInt16,
+    ingested_at DateTime64(3, 'UTC'),
+    INDEX idx_published published_at TYPE minmax GRANULARITY 4
+) ENGINE = ReplacingMergeTree(ingested_at)
+PARTITION BY toYYYYMM(published_at)
+ORDER BY doc_id
+""",
+    f"""
+CREATE TABLE IF NOT EXISTS {{db}}.{PREDICTIONS} (
+    doc_id String,
+    model_version LowCardinality(String),
+    published_at DateTime64(3, 'UTC'),
+    source LowCardinality(String),
+    kind LowCardinality(String),
+    topic LowCardinality(String),
+    topic_score Float32,
+    sentiment LowCardinality(String),
+    sentiment_score Float32,
+    p_negative Float32,
+    p_neutral Float32,
+    p_positive Float32,
+    topic_probs Map(LowCardinality(String), Float32),
+    truncated UInt8,
+    ingested_at DateTime64(3, 'UTC'),
+    INDEX idx_published published_at TYPE minmax GRANULARITY 4
+) ENGINE = ReplacingMergeTree(ingested_at)
+PARTITION BY toYYYYMM(published_at)
+ORDER BY doc_id
+""",
+    f"""
+CREATE TABLE IF NOT EXISTS {{db}}.{ENTITY_MENTIONS} (
+    doc_id String,
+    published_at DateTime64(3, 'UTC'),
+    source LowCardinality(String),
+    kind LowCardinality(String),
+    topic LowCardinality(String),
+    start UInt32,
+    end UInt32,
+    label LowCardinality(String),
+    text String,
+    entity_key String,
+    company_id String,
+    score Float32,
+    sentiment LowCardinality(String),
+    ingested_at DateTime64(3, 'UTC'),
+    INDEX idx_published published_at TYPE minmax GRANULARITY 4
+) ENGINE = ReplacingMergeTree(ingested_at)
+PARTITION BY toYYYYMM(published_at)
+ORDER BY (doc_id, start, end, label)
+""",
+    f"""
+CREATE TABLE IF NOT EXISTS {{db}}.{TOPIC_MINUTE} (
+    minute DateTime('UTC'),
+    topic LowCardinality(String),
+    sentiment LowCardinality(String),
+    source LowCardinality(String),
+    kind LowCardinality(String),
+    docs AggregateFunction(uniqExact, String)
+) ENGINE = AggregatingMergeTree
+PARTITION BY toYYYYMM(minute)
+ORDER BY (minute, topic, sentiment, source, kind)
+""",
+    f"""
+CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.{TOPIC_MINUTE_MV} TO {{db}}.{TOPIC_MINUTE} AS
+SELECT toStartOfMinute(published_at) AS minute, topic, sentiment, source, kind, uniqExactState(doc_id) AS docs
+FROM {{db}}.{PREDICTIONS}
+GROUP BY minute, topic, sentiment, source, kind
+""",
+    f"""
+CREATE TABLE IF NOT EXISTS {{db}}.{ENTITY_MINUTE} (
+    minute DateTime('UTC'),
+    entity_key String,
+    label LowCardinality(String),
+    company_id String,
+    sentiment LowCardinality(String),
+    name SimpleAggregateFunction(min, String),
+    docs AggregateFunction(uniqExact, String)
+) ENGINE = AggregatingMergeTree
+PARTITION BY toYYYYMM(minute)
+ORDER BY (minute, entity_key, label, company_id, sentiment)
+""",
+    f"""
+CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.{ENTITY_MINUTE_MV} TO {{db}}.{ENTITY_MINUTE} AS
+SELECT toStartOfMinute(published_at) AS minute, entity_key, label, company_id, sentiment,
+       min(text) AS name, uniqExactState(doc_id) AS docs
+FROM {{db}}.{ENTITY_MENTIONS}
+GROUP BY minute, entity_key, label, company_id, sentiment
+""",
+)
+
+MIGRATIONS: tuple[Migration, ...] = (Migration(1, "base tables and per-minute aggregates", _V1),)

@@ -1,0 +1,31 @@
+"""`finmon migrate` and `finmon report` on an embedded store."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from finmon.cli import main
+from ingest.store import Store
+from tests.fixtures.clickhouse import enriched
+
+
+def test_migrate_then_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    dsn = f"chdb://{tmp_path / 'db'}"
+    assert main(["migrate", "--dsn", dsn]) == 0
+    assert "schema version 1; applied now: 1" in capsys.readouterr().out
+    assert main(["migrate", "--dsn", dsn]) == 0
+    assert "applied now: none" in capsys.readouterr().out
+
+    with Store.open(dsn) as store:
+        store.write_batch([enriched("a", datetime(2026, 11, 9, 12, tzinfo=UTC), topic="IPO")])
+    out = tmp_path / "r.html"
+    assert main(["report", "--dsn", dsn, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("finmon: 1 document,") and "IPO" in printed and out.is_file()
+
+
+def test_bad_dsn_exits_with_an_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["migrate", "--dsn", "ftp://nowhere"]) == 2

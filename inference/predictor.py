@@ -85,6 +85,13 @@ class OnnxPredictor:
 def load_predictor(settings: ModelSettings | None = None) -> Predictor:
     """The configured predictor: the Triton client when a Triton URL is set, else in-process onnxruntime."""
     settings = settings or model_settings()
+    from inference.triton_settings import triton_settings
+
+    triton = triton_settings()
+    if triton.url:
+        from inference.triton_client import TritonPredictor
+
+        return TritonPredictor.from_settings(triton, settings)
     from inference.triton_repository import exported_versions, latest_version
 
     if settings.version:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from inference.train import TrainConfig
+    from inference.recipe import TrainConfig
 
     d = TrainConfig()
     p = sub.add_parser("train", help="train the multi-task model (or a single-task baseline); needs the train extra")
@@ -45,7 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from inference.train import TrainConfig, train
+    from inference.recipe import TrainConfig
+    from inference.train import train
 
     cfg = TrainConfig(
         out_dir=args.out, tasks=tuple(args.tasks.split(",")), sampling=args.sampling,

@@ -14,7 +14,8 @@ from inference.export import export, round_weights  # noqa: E402
 from inference.labels import NER_TAGS, SENTIMENTS, TOPICS  # noqa: E402
 from inference.model import MultiTaskModel  # noqa: E402
 from inference.predictor import OnnxPredictor  # noqa: E402
-from inference.train import TrainConfig, torch_runner, train  # noqa: E402
+from inference.recipe import TrainConfig  # noqa: E402
+from inference.train import torch_runner, train  # noqa: E402
 from inference.data import default_data_dir  # noqa: E402
 
 DATA = default_data_dir()

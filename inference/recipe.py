@@ -1,0 +1,58 @@
+"""The training recipe: every hyper-parameter, and the (train, dev) split of each task. No torch needed, so the
+command line can show the defaults without loading the training stack."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from inference import data as D
+
+NER_SOURCES = {"conll": ("conll2003_en/train.txt", D.read_conll), "finer": ("finer_ord/train.csv", D.read_finer_csv),
+               "sec": ("sec_filings_ner_alvarado2015/FIN5_train.txt", D.read_sec)}
+
+
+@dataclass
+class TrainConfig:
+    data_dir: Path = field(default_factory=D.default_data_dir)
+    out_dir: Path = Path("runs/mtl")
+    tasks: tuple[str, ...] = ("topic", "sentiment", "ner")
+    task_weights: dict[str, float] = field(default_factory=lambda: {"topic": 1.0, "sentiment": 1.0, "ner": 1.0})
+    sampling: str = "proportional"
+    ner_sources: tuple[str, ...] = ("conll", "finer")
+    epochs: int = 2
+    batch_size: int = 32
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    warmup: float = 0.06
+    dropout: float = 0.1
+    max_length: int = 128
+    patience: int = 1
+    dev_fraction: float = 0.1
+    seed: int = 13
+    freeze_word_embeddings: bool = True
+    limit: int = 0  # cap on training examples per task (smoke tests); 0 = all
+    tiny: bool = False  # random 2-layer encoder instead of all-MiniLM-L6-v2 (smoke tests)
+    threads: int = 0
+
+
+def load_splits(cfg: TrainConfig) -> dict[str, tuple[list, list]]:
+    """(train, dev) per task; near-duplicates removed from the text sets before a stratified split."""
+    d, out = Path(cfg.data_dir), {}
+    if "topic" in cfg.tasks:
+        out["topic"] = D.split_dev(D.dedup(D.read_topic_csv(d / "twitter_financial_news_topic/topic_train.csv")),
+                                   fraction=cfg.dev_fraction, seed=cfg.seed)
+    if "sentiment" in cfg.tasks:
+        out["sentiment"] = D.split_dev(D.dedup(D.read_sentiment_csv(d / "twitter_financial_news_sentiment/sent_train.csv")),
+                                       fraction=cfg.dev_fraction, seed=cfg.seed)
+    if "ner" in cfg.tasks:
+        train, dev = [], []
+        for name in cfg.ner_sources:
+            rel, reader = NER_SOURCES[name]
+            t, v = D.split_dev(reader(d / rel), fraction=cfg.dev_fraction, seed=cfg.seed, key=None)
+            train += t
+            dev += v
+        out["ner"] = (train, dev)
+    if cfg.limit:
+        out = {k: (tr[: cfg.limit], dv[: max(8, cfg.limit // 4)]) for k, (tr, dv) in out.items()}
+    return out

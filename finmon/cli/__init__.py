@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from inference.errors import FinmonError
 
@@ -25,7 +26,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for area in (stream, store, model, triton, alerts, dashboards):
         area.register(sub)
+    p = sub.add_parser("settings", help="print every setting (env variable, TOML key, default) as a markdown table")
+    p.add_argument("--embed", type=Path, metavar="README", help="rewrite the settings block of this file instead")
+    p.set_defaults(handler=_settings)
     return parser
+
+
+def _settings(args: argparse.Namespace) -> int:
+    from finmon.settings import embed, markdown_table
+
+    if args.embed:
+        print("updated" if embed(args.embed) else "unchanged", args.embed)
+    else:
+        print(markdown_table())
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

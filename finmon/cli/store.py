@@ -11,7 +11,7 @@ log = logging.getLogger(__name__)
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this area's sub-commands to the `finmon` parser."""
-    p = sub.add_parser("migrate", help="create or upgrade the ClickHouse schema (idempotent)")
+    p = sub.add_parser("migrate", help="create or upgrade the ClickHouse schema, alert tables included (idempotent)")
     _store_args(p)
     p.set_defaults(handler=_migrate)
 
@@ -36,8 +36,11 @@ def _open(args: argparse.Namespace):  # -> Store (imported lazily: the CLI start
 
 
 def _migrate(args: argparse.Namespace) -> int:
+    from alerts import history
+
     with _open(args) as store:
         applied = store.migrate()
+        history.migrate(store)  # the alert tables that the alerts worker and the dashboards read
         versions = store.applied_versions()
     log.info("schema at version %s (applied now: %s)", max(versions), applied or "none")
     print(f"schema version {max(versions)}; applied now: {', '.join(map(str, applied)) or 'none'}")

@@ -20,6 +20,9 @@ def test_migrate_then_report(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert "applied now: none" in capsys.readouterr().out
 
     with Store.open(dsn) as store:
+        tables = {r["name"] for r in store.query("SELECT name FROM system.tables WHERE database = {db:String}",
+                                                  {"db": store.database})}
+        assert {"alert_events", "alert_deliveries", "alert_state"} <= tables  # dashboards read them from day one
         store.write_batch([enriched("a", datetime(2026, 11, 9, 12, tzinfo=UTC), topic="IPO")])
     out = tmp_path / "r.html"
     assert main(["report", "--dsn", dsn, "--out", str(out)]) == 0

@@ -89,7 +89,7 @@ def evaluate_ner(runner: Runner, tokenizer: TextTokenizer, examples: Sequence[To
 
 
 def evaluate_files(model: Path | None = None, *, topic_csv: Path | None = None, sentiment_csv: Path | None = None,
-                   finer_csv: Path | None = None, conll: Path | None = None) -> dict:
+                   finer_csv: Path | None = None, conll: Path | None = None, dev: bool = False) -> dict:
     """`finmon eval`: metrics of an exported model (default: the shipped one) on files in the shared formats.
 
     ``model`` may also be a training checkpoint folder (model.pt), evaluated with torch.
@@ -117,6 +117,14 @@ def evaluate_files(model: Path | None = None, *, topic_csv: Path | None = None, 
         result["ner_finer"] = evaluate_ner(run, tokenizer, D.read_finer_csv(finer_csv))
     if conll:
         result["ner_conll"] = evaluate_ner(run, tokenizer, D.read_conll(conll))
+    if dev:  # the dev splits the training recipe carves from train (same seed, same split)
+        from inference.recipe import TrainConfig, load_splits
+
+        splits = load_splits(TrainConfig())
+        result["dev_topic"] = evaluate_text(run, tokenizer, splits["topic"][1], "topic", len(TOPICS))
+        result["dev_sentiment"] = evaluate_text(run, tokenizer, splits["sentiment"][1], "sentiment", len(SENTIMENTS))
+        for source in ("conll", "finer"):
+            result[f"dev_ner_{source}"] = evaluate_ner(run, tokenizer, [e for e in splits["ner"][1] if e.source == source])
     return result
 
 

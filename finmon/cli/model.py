@@ -32,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--sentiment-csv", type=Path)
     e.add_argument("--finer-csv", type=Path)
     e.add_argument("--conll", type=Path)
+    e.add_argument("--dev", action="store_true", help="also evaluate on the dev splits the training recipe carves from train")
     e.add_argument("--json", type=Path, help="also write the metrics as JSON")
     e.set_defaults(handler=_eval)
 
@@ -67,7 +68,7 @@ def _eval(args: argparse.Namespace) -> int:
     from inference.evaluate import evaluate_files, format_table
 
     result = evaluate_files(model=args.model, topic_csv=args.topic_csv, sentiment_csv=args.sentiment_csv,
-                            finer_csv=args.finer_csv, conll=args.conll)
+                            finer_csv=args.finer_csv, conll=args.conll, dev=args.dev)
     print(format_table(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))

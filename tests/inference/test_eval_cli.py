@@ -1,0 +1,48 @@
+"""`finmon eval` on files in exactly the shared training formats: the table and the JSON contract."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from finmon.cli import main
+from inference.data import default_data_dir
+
+DATA = default_data_dir()
+pytestmark = pytest.mark.skipif(not (DATA / "finer_ord").is_dir(), reason="shared training data not found")
+
+
+def _head(src: Path, dst: Path, lines: int, encoding: str = "utf-8") -> Path:
+    with open(src, encoding=encoding) as fh:
+        dst.write_text("".join(fh.readline() for _ in range(lines)), encoding=encoding)
+    return dst
+
+
+def test_eval_writes_the_documented_json(tmp_path, capsys):
+    topic = _head(DATA / "twitter_financial_news_topic/topic_train.csv", tmp_path / "topic.csv", 41)
+    sent = _head(DATA / "twitter_financial_news_sentiment/sent_train.csv", tmp_path / "sent.csv", 41)
+    finer = _head(DATA / "finer_ord/train.csv", tmp_path / "finer.csv", 400)
+    conll = _head(DATA / "conll2003_en/train.txt", tmp_path / "conll.txt", 300)
+    out = tmp_path / "metrics.json"
+    assert main(["eval", "--topic-csv", str(topic), "--sentiment-csv", str(sent), "--finer-csv", str(finer),
+                 "--conll", str(conll), "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["model_version"].startswith("finmon_mtl-")
+    for task in ("topic", "sentiment"):
+        assert set(result[task]) >= {"accuracy", "macro_f1"} and result[task]["n"] == 40
+        assert 0.0 <= result[task]["macro_f1"] <= result[task]["accuracy"] + 1.0
+    for task in ("ner_finer", "ner_conll"):
+        assert set(result[task]) >= {"precision", "recall", "f1"}
+    # the shipped model reads these training rows well: a broken label map or head order would not
+    assert result["topic"]["accuracy"] > 0.5 and result["sentiment"]["accuracy"] > 0.5  # chance: 0.05, 0.33
+    assert result["ner_conll"]["f1"] > 0.7
+    table = capsys.readouterr().out
+    assert "ner_conll" in table and "accuracy" in table
+
+
+def test_eval_rejects_a_malformed_file(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("text,label\nhello,99\n")
+    assert main(["eval", "--topic-csv", str(bad)]) == 2  # DataError: clear message, no traceback

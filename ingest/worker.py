@@ -1,0 +1,233 @@
+"""The Kafka ingest worker: an aiokafka consumer loop around ``Pipeline`` (why not a faust agent: see
+docs/streaming.md, "Why the worker drives aiokafka itself").
+
+Guarantees: offsets are committed only after ClickHouse acknowledged the batch (and dead letters were acked by
+the broker), so a crash at any point replays at most the uncommitted tail, which the store absorbs (idempotent on
+doc_id). When the model or ClickHouse is down every assigned partition is paused, the same batch is retried with
+exponential backoff, and consumption resumes when it succeeds. On a rebalance the batch is flushed and committed
+before the partitions go; if that is impossible it is discarded uncommitted and the next owner replays it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+
+from inference.predictor import Predictor
+from ingest.deadletter import KafkaDeadLetters
+from ingest.dedup import Deduplicator
+from ingest.metrics import IngestMetrics, default_metrics
+from ingest.pipeline import Backpressure, DocumentStore, Message, Pipeline
+from ingest.settings import IngestSettings, KafkaUnavailable
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, worker: Worker) -> None:
+        self._worker = worker
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        await self._worker._on_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        log.info("assigned %s", sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned))
+        await self._worker._on_assigned(assigned)
+
+
+class Worker:
+    def __init__(
+        self,
+        settings: IngestSettings,
+        predictor: Predictor,
+        store: DocumentStore,
+        metrics: IngestMetrics | None = None,
+        dedup: Deduplicator | None = None,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics or default_metrics()
+        self._predictor, self._store, self._dedup = predictor, store, dedup
+        self.consumer: AIOKafkaConsumer | None = None
+        self.pipeline: Pipeline | None = None
+        self.consuming = False  # for /healthz: started, and not paused by backpressure
+        self._committed: dict[tuple[str, int], int] = {}
+        self._lock = asyncio.Lock()  # one pipeline operation at a time (consumer loop vs. rebalance listener)
+
+    def ready(self) -> bool:
+        return self.consuming
+
+    async def run(self, stop: asyncio.Event, exit_when_idle_s: float | None = None) -> None:
+        """Consume until ``stop`` is set (or, with ``exit_when_idle_s``, until caught up and idle that long)."""
+        s = self.settings
+        security = s.kafka_security()
+        producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap_servers, client_id=f"{s.client_id}-dlq",
+                                    acks="all", enable_idempotence=True, **security)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=s.bootstrap_servers, group_id=s.group_id, client_id=s.client_id,
+            enable_auto_commit=False, auto_offset_reset=s.auto_offset_reset, max_poll_records=s.max_poll_records,
+            isolation_level="read_committed", **security,
+        )
+        try:
+            await producer.start()
+        except KafkaError as exc:
+            raise KafkaUnavailable(f"cannot reach Kafka at {s.bootstrap_servers}: {exc}") from exc
+        try:
+            try:
+                await consumer.start()
+            except KafkaError as exc:
+                raise KafkaUnavailable(f"cannot reach Kafka at {s.bootstrap_servers}: {exc}") from exc
+            self.consumer = consumer
+            self.pipeline = Pipeline(self._predictor, self._store, KafkaDeadLetters(producer), s, self.metrics,
+                                     self._dedup)
+            consumer.subscribe(list(s.topics), listener=_Rebalance(self))
+            self.consuming = True
+            log.info("consuming %s as group %s from %s", list(s.topics), s.group_id, s.bootstrap_servers)
+            await self._loop(stop, exit_when_idle_s)
+            await self._retrying(self._flush_and_commit, stop)
+        except Backpressure as exc:  # asked to stop during an outage: what is uncommitted is replayed next time
+            log.warning("stopping with an unflushed batch (%s); it will be consumed again", exc)
+        finally:
+            self.consuming = False
+            await consumer.stop()
+            await producer.stop()
+
+    async def _loop(self, stop: asyncio.Event, exit_when_idle_s: float | None) -> None:
+        assert self.consumer is not None and self.pipeline is not None
+        poll_ms = max(10, int(self.settings.batch_timeout_s * 1000 / 4))
+        idle_s = 0.0
+        while not stop.is_set():
+            records = await self.consumer.getmany(timeout_ms=poll_ms)
+            fed = 0
+            for tp, batch in records.items():
+                for record in batch:
+                    message = Message(record.value or b"", record.topic, record.partition, record.offset)
+                    if not await self._retrying(lambda m=message: self._feed(m), stop):  # type: ignore[misc]
+                        break  # the partition was revoked meanwhile: its next owner consumes the rest
+                    fed += 1
+            if self.pipeline.should_flush() or not self.pipeline.pending:  # an empty flush commits dead letters
+                await self._retrying(self._flush_and_commit, stop)
+            self._update_lag()
+            idle_s = 0.0 if fed else idle_s + poll_ms / 1000
+            if exit_when_idle_s is not None and idle_s >= exit_when_idle_s and await self._caught_up():
+                log.info("idle for %.1f s with no lag: exiting", idle_s)
+                return
+
+    async def _feed(self, message: Message) -> bool:
+        """Feed one message of a partition this worker still owns (False when it does not), flushing when due.
+
+        The lock keeps the rebalance listener, which aiokafka runs in its own task, from flushing the batch while
+        a message is being added to it.
+        """
+        assert self.pipeline is not None and self.consumer is not None
+        async with self._lock:
+            if TopicPartition(message.topic, message.partition) not in self.consumer.assignment():
+                return False
+            await self.pipeline.feed(message)
+            if self.pipeline.should_flush():
+                await self._flush_and_commit_locked()
+            return True
+
+    async def _flush_and_commit(self) -> None:
+        async with self._lock:
+            await self._flush_and_commit_locked()
+
+    async def _flush_and_commit_locked(self) -> None:
+        assert self.pipeline is not None and self.consumer is not None
+        await self.pipeline.flush()
+        await self._commit(self.consumer.assignment())
+
+    async def _commit(self, partitions: set[TopicPartition] | list[TopicPartition]) -> None:
+        assert self.pipeline is not None and self.consumer is not None
+        owned = {(tp.topic, tp.partition) for tp in partitions}
+        offsets = {TopicPartition(*key): offset for key, offset in self.pipeline.positions.items()
+                   if key in owned and self._committed.get(key) != offset}
+        if not offsets:
+            return
+        try:
+            await self.consumer.commit(offsets)
+        except (CommitFailedError, KafkaError) as exc:  # a rebalance took them: the next owner replays
+            log.warning("commit of %d partitions failed (%s); the uncommitted tail will be replayed", len(offsets), exc)
+            return
+        for tp, offset in offsets.items():
+            self._committed[(tp.topic, tp.partition)] = offset
+
+    async def _retrying(self, operation: Callable[[], Awaitable[T]], stop: asyncio.Event) -> T:
+        """Run ``operation``; on ``Backpressure`` pause every partition and retry with backoff until it succeeds
+        (or ``stop`` is set: then the ``Backpressure`` propagates)."""
+        assert self.consumer is not None
+        delay = self.settings.backoff_initial_s
+        paused = False
+        try:
+            while True:
+                try:
+                    return await operation()
+                except Backpressure as exc:
+                    if stop.is_set():
+                        raise
+                    if not paused:
+                        self.metrics.backpressure_pauses.labels(cause=exc.cause).inc()
+                        self.consumer.pause(*self.consumer.assignment())
+                        paused, self.consuming = True, False
+                    log.warning("backpressure (%s); retrying in %.1f s", exc, delay)
+                    # keep polling while paused: it returns nothing but keeps this member in the group
+                    await self.consumer.getmany(timeout_ms=int(delay * 1000))
+                    delay = min(delay * 2, self.settings.backoff_max_s)
+        finally:
+            if paused:
+                self.consumer.resume(*self.consumer.assignment())
+                self.consuming = True
+                log.info("resumed consumption")
+
+    async def _on_assigned(self, assigned: list[TopicPartition]) -> None:
+        """Start from the group's committed offsets (for the lag gauge; commits are skipped when unchanged)."""
+        assert self.consumer is not None
+        for tp in assigned:
+            offset = await self.consumer.committed(tp)
+            if offset is not None:
+                self._committed[(tp.topic, tp.partition)] = offset
+
+    async def _on_revoked(self, revoked: list[TopicPartition]) -> None:
+        if self.pipeline is None:
+            return
+        async with self._lock:
+            try:
+                await self.pipeline.flush()
+                await self._commit(revoked)
+            except Backpressure as exc:
+                log.warning("could not flush before losing %d partitions (%s): the batch will be replayed",
+                            len(revoked), exc)
+                self.pipeline.discard()
+            self.pipeline.release({(tp.topic, tp.partition) for tp in revoked})
+        for tp in revoked:
+            self._committed.pop((tp.topic, tp.partition), None)
+            try:
+                self.metrics.consumer_lag.remove(tp.topic, str(tp.partition))
+            except KeyError:
+                pass
+
+    def _update_lag(self) -> None:
+        assert self.consumer is not None
+        for tp in self.consumer.assignment():
+            end = self.consumer.highwater(tp)
+            done = self._committed.get((tp.topic, tp.partition))
+            if end is not None and done is not None:
+                self.metrics.consumer_lag.labels(topic=tp.topic, partition=str(tp.partition)).set(max(0, end - done))
+
+    async def _caught_up(self) -> bool:
+        """True when nothing fed is uncommitted and every assigned partition was consumed to its end."""
+        assert self.consumer is not None and self.pipeline is not None
+        owned = self.consumer.assignment()
+        if self.pipeline.pending or any(self._committed.get(key) != offset for key, offset in
+                                        self.pipeline.positions.items() if TopicPartition(*key) in owned):
+            return False
+        for tp in owned:
+            end = self.consumer.highwater(tp)
+            if end is None or await self.consumer.position(tp) < end:
+                return False
+        return True

@@ -1,0 +1,73 @@
+"""`finmon demo` end to end: the bundled stream through the real model into an embedded ClickHouse, the summary
+and the HTML report; a second run is idempotent."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from finmon.demo import BUNDLED_STREAM, DEMO_TOPIC
+from ingest import queries
+from ingest.records import DeadLetter
+from ingest.store import DOCUMENTS, PREDICTIONS, Store
+
+MANIFEST = json.loads(BUNDLED_STREAM.with_name("demo_stream.json").read_text())
+FINMON = str(Path(sys.executable).parent / "finmon")
+
+
+def run_demo(directory: Path, *more: str) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run([FINMON, "demo", "--dir", str(directory), "--no-progress", *more], capture_output=True,
+                          text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("demo")
+    done = run_demo(directory)
+    (directory / "stdout.txt").write_text(done.stdout)
+    return directory
+
+
+def test_every_document_is_stored_once_with_a_prediction(demo_dir: Path) -> None:
+    with Store.open(f"chdb://{demo_dir / 'clickhouse'}") as store:
+        docs = store.query(f"SELECT count() AS n, uniqExact(doc_id) AS ids FROM {DOCUMENTS} FINAL")[0]
+        preds = store.query(f"SELECT count() AS n FROM {PREDICTIONS} FINAL")[0]
+        assert docs["n"] == docs["ids"] == preds["n"] == MANIFEST["documents"]
+        assert queries.document_count(store) == MANIFEST["documents"]
+        surge = set(MANIFEST["surge"]["ids"])
+        found = store.query(f"SELECT doc_id FROM {DOCUMENTS} FINAL WHERE doc_id IN {{ids:Array(String)}}",
+                            {"ids": sorted(surge)})
+        assert {r["doc_id"] for r in found} == surge
+
+
+def test_malformed_lines_are_dead_lettered_with_their_reason_and_line(demo_dir: Path) -> None:
+    entries = [json.loads(line) for line in (demo_dir / "dead_letters.jsonl").read_text().splitlines()]
+    letters = [DeadLetter.model_validate(e["letter"]) for e in entries]
+    expected = {m["line"]: m["expected_reason"] for m in MANIFEST["malformed"]["lines"]}
+    # the manifest numbers lines from 1; the demo's offset is the 0-based line index
+    assert {d.offset + 1: d.reason for d in letters} == expected
+    assert {d.topic for d in letters} == {DEMO_TOPIC}
+
+
+def test_summary_and_report(demo_dir: Path) -> None:
+    stdout = (demo_dir / "stdout.txt").read_text()
+    assert f"finmon: {MANIFEST['documents']:,} documents" in stdout
+    assert (f"{MANIFEST['documents']:,} stored, {MANIFEST['redelivered']:,} duplicates, "
+            f"{MANIFEST['malformed']['count']:,} dead letters") in stdout
+    html = (demo_dir / "report.html").read_text()
+    assert html.startswith("<!doctype html>") and "<svg" in html and "<script" not in html
+
+
+def test_a_second_run_with_keep_changes_nothing(demo_dir: Path) -> None:
+    run_demo(demo_dir, "--keep", "--limit", "500")
+    with Store.open(f"chdb://{demo_dir / 'clickhouse'}") as store:
+        assert queries.document_count(store) == MANIFEST["documents"]
+        counts = Counter(r["topic"] for r in store.query(f"SELECT topic FROM {PREDICTIONS} FINAL"))
+        assert sum(counts.values()) == MANIFEST["documents"]

@@ -1,6 +1,7 @@
 """`finmon demo`: the embedded default. The bundled sample stream is replayed in-process (no Kafka) through the
 SAME ingest pipeline the Kafka worker runs (validation, dedup, micro-batching, the model, ClickHouse writes) into
-an embedded ClickHouse (chdb) directory; then the summary is printed and the HTML report written.
+an embedded ClickHouse (chdb) directory; then the alerting worker's detection runs over what was stored, and the
+summary (with the alerts) is printed and the HTML report written.
 """
 
 from __future__ import annotations
@@ -14,15 +15,21 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TextIO
 
+from datetime import timedelta
+
 from prometheus_client import CollectorRegistry
 from tqdm import tqdm
 
+from alerts import history
+from alerts.message import headline, summary
+from alerts.runner import run_once
 from inference.predictor import Predictor, load_predictor
 from inference.settings import DEFAULT_HOME, REPO_ROOT
 from ingest.deadletter import FileDeadLetters
 from ingest.metrics import IngestMetrics
 from ingest.pipeline import Message, Pipeline
 from ingest.produce import read_lines
+from ingest.queries import time_bounds
 from ingest.settings import ingest_settings
 from ingest.store import Store
 
@@ -56,8 +63,7 @@ def run_demo(directory: Path | None = None, stream: Path | None = None, limit: i
         finally:
             bar.close()
 
-        # ---- ALERTS HOOK (lead): run surge detection over `store` here and pass the alerts as dicts. ----
-        alerts: list[dict] = []
+        alerts = detect_alerts(store)
 
         report = write_report(store, directory / "report.html", alerts=alerts)
         out.write(summary_text(store, alerts=alerts) + "\n")
@@ -66,6 +72,18 @@ def run_demo(directory: Path | None = None, stream: Path | None = None, limit: i
               f"{f' ({letters_path})' if outcomes.get('dead_letter') else ''}.\n")
     out.write(f"Report: {report}\nClickHouse data: {db_dir} (summary again: finmon report --dsn chdb://{db_dir})\n")
     return 0
+
+
+def detect_alerts(store: Store) -> list[dict]:
+    """Run the alerting worker's detection over the stored stream (the first day only trains the baseline);
+    alerts go to the console channel, and come back as rows for the summary and the report."""
+    history.migrate(store)
+    bounds = time_bounds(store)
+    if bounds is None:
+        return []
+    first, last = bounds
+    events = run_once(store, first + timedelta(days=1), last + timedelta(minutes=1))
+    return [{"at": f"{e.at:%Y-%m-%d %H:%M} UTC", "alert": headline(e), "details": summary(e)} for e in events]
 
 
 async def _replay(pipeline: Pipeline, lines: Iterable[bytes], bar: tqdm) -> Counter[str]:

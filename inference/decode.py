@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -14,6 +15,8 @@ from inference.tickers import find_tickers, merge
 from inference.tokenize import Batch
 
 
+_URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
+_TRIM = set(" \t\n,;:&-–—'\"()[]{}!?/|*#@")
 MAX_SPAN_CHARS = 256  # longer "entities" are artefacts (an [UNK] piece standing for a whole blob of characters)
 
 
@@ -52,6 +55,24 @@ def entity_spans(text: str, encoding: Encoding, tag_probs: np.ndarray) -> list[E
     return spans
 
 
+def plausible(text: str, spans: list[EntitySpan]) -> list[EntitySpan]:
+    """Learned spans that can be names: outside URLs, with a capital letter (in tweets the token head also fires
+    on lower-case words; a name written all lower-case is missed, a wrong company is worse), trimmed of the
+    punctuation a span can swallow at its ends ("Exxon &")."""
+    urls = [m.span() for m in _URL.finditer(text)]
+    out = []
+    for s in spans:
+        start, end = s.start, s.end
+        while start < end and text[start] in _TRIM:
+            start += 1
+        while end > start and text[end - 1] in _TRIM:
+            end -= 1
+        piece = text[start:end]
+        if any(c.isupper() for c in piece) and not any(a < end and start < b for a, b in urls):
+            out.append(EntitySpan(start, end, s.label, piece, s.score, s.company_id))
+    return out
+
+
 def decode(
     texts: Sequence[str],
     batch: Batch,
@@ -66,7 +87,7 @@ def decode(
     linker = default_linker()
     for k, text in enumerate(texts):
         t, s = int(topic_p[k].argmax()), int(sent_p[k].argmax())
-        entities = merge(entity_spans(text, batch.encodings[k], tok_p[k]), find_tickers(text))
+        entities = merge(plausible(text, entity_spans(text, batch.encodings[k], tok_p[k])), find_tickers(text))
         out.append(
             Prediction(
                 topic=TOPICS[t],

@@ -8,8 +8,14 @@ from pathlib import Path
 
 from inference import data as D
 
-NER_SOURCES = {"conll": ("conll2003_en/train.txt", D.read_conll), "finer": ("finer_ord/train.csv", D.read_finer_csv),
-               "sec": ("sec_filings_ner_alvarado2015/FIN5_train.txt", D.read_sec)}
+NER_SOURCES: dict[str, tuple[tuple[str, ...], object]] = {
+    "conll": (("conll2003_en/train.txt",), D.read_conll),
+    "finer": (("finer_ord/train.csv",), D.read_finer_csv),
+    "sec": (("sec_filings_ner_alvarado2015/FIN5_train.txt",), D.read_sec),
+    # social text (CC BY 4.0): teaches the token head what tweets look like (URLs, cashtags, lower case)
+    "btc": (tuple(f"broad_twitter_corpus_ner/{s}.conll" for s in "abefgh"), D.read_btc),
+    "wnut": (("wnut17_emerging_entities/wnut17train.conll",), D.read_wnut),
+}
 
 
 @dataclass
@@ -33,6 +39,8 @@ class TrainConfig:
     freeze_word_embeddings: bool = True
     limit: int = 0  # cap on training examples per task (smoke tests); 0 = all
     tiny: bool = False  # random 2-layer encoder instead of all-MiniLM-L6-v2 (smoke tests)
+    init: Path | None = None  # start from this checkpoint instead of the base weights
+    freeze_encoder: bool = False  # train the heads only (with init: adapt a head, the other heads stay exact)
     threads: int = 0
 
 
@@ -48,8 +56,9 @@ def load_splits(cfg: TrainConfig) -> dict[str, tuple[list, list]]:
     if "ner" in cfg.tasks:
         train, dev = [], []
         for name in cfg.ner_sources:
-            rel, reader = NER_SOURCES[name]
-            t, v = D.split_dev(reader(d / rel), fraction=cfg.dev_fraction, seed=cfg.seed, key=None)
+            files, reader = NER_SOURCES[name]
+            examples = [e for rel in files for e in reader(d / rel)]  # type: ignore[operator]
+            t, v = D.split_dev(examples, fraction=cfg.dev_fraction, seed=cfg.seed, key=None)
             train += t
             dev += v
         out["ner"] = (train, dev)

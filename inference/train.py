@@ -74,9 +74,14 @@ def train(cfg: TrainConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     tok_dir = base_model_path()
     tokenizer = TextTokenizer.from_dir(tok_dir, cfg.max_length)
-    model = MultiTaskModel.tiny() if cfg.tiny else MultiTaskModel.from_pretrained(dropout=cfg.dropout)
+    if cfg.init:
+        model = MultiTaskModel.load(cfg.init)
+    else:
+        model = MultiTaskModel.tiny() if cfg.tiny else MultiTaskModel.from_pretrained(dropout=cfg.dropout)
     if cfg.freeze_word_embeddings:
         model.encoder.embeddings.word_embeddings.weight.requires_grad_(False)
+    if cfg.freeze_encoder:
+        model.encoder.requires_grad_(False)
     splits = load_splits(cfg)
     tasks = [TaskData(t, splits[t][0]) for t in cfg.tasks]
     rng = random.Random(cfg.seed)
@@ -89,8 +94,10 @@ def train(cfg: TrainConfig) -> dict:
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
     history, best, bad, started = [], -1.0, 0, time.time()
     log.info("training %s on %s examples, %d steps/epoch", cfg.tasks, {t.task: len(t.examples) for t in tasks}, steps_per_epoch)
-    model.train()
     for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        if cfg.freeze_encoder:
+            model.encoder.eval()  # no dropout in a frozen encoder: its features stay what the other heads learnt on
         bar = tqdm(stream(tasks, tokenizer, cfg.batch_size, cfg.sampling, rng), total=steps_per_epoch,
                    desc=f"epoch {epoch}/{cfg.epochs}", mininterval=5)
         running: dict[str, float] = {}

@@ -17,13 +17,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tasks", default=",".join(d.tasks), help="comma list of topic,sentiment,ner (one task = serial baseline)")
     p.add_argument("--task-weights", default="topic=1,sentiment=1,ner=1", help="lambda per task, e.g. topic=1,ner=0.5")
     p.add_argument("--sampling", choices=("proportional", "sqrt", "uniform"), default=d.sampling)
-    p.add_argument("--ner-sources", default=",".join(d.ner_sources), help="comma list of conll,finer,sec")
+    p.add_argument("--ner-sources", default=",".join(d.ner_sources), help="comma list of conll,finer,sec,btc,wnut")
     for name in ("epochs", "batch_size", "max_length", "patience", "seed", "limit", "threads"):
         p.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(d, name))
     for name in ("lr", "weight_decay", "warmup", "dropout", "dev_fraction"):
         p.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(d, name))
     p.add_argument("--train-word-embeddings", action="store_true", help="also fine-tune the word-piece embeddings")
     p.add_argument("--tiny", action="store_true", help="random 2-layer encoder (smoke tests)")
+    p.add_argument("--init", type=Path, default=None, help="start from this checkpoint (e.g. runs/mtl/best)")
+    p.add_argument("--freeze-encoder", action="store_true", help="train the heads only (the encoder stays as loaded)")
     p.set_defaults(handler=_train)
 
     e = sub.add_parser("eval", help="evaluate a model on files in the shared training formats")
@@ -56,6 +58,7 @@ def _train(args: argparse.Namespace) -> int:
         max_length=args.max_length, patience=args.patience, seed=args.seed, limit=args.limit, threads=args.threads,
         lr=args.lr, weight_decay=args.weight_decay, warmup=args.warmup, dropout=args.dropout,
         dev_fraction=args.dev_fraction, freeze_word_embeddings=not args.train_word_embeddings, tiny=args.tiny,
+        init=args.init, freeze_encoder=args.freeze_encoder,
     )
     if args.data_dir:
         cfg.data_dir = args.data_dir

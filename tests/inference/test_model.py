@@ -133,3 +133,14 @@ def test_predictor_keeps_input_order(exported):
     for a, b in zip(one_by_one, together):
         assert a.topic == b.topic
         assert max(abs(a.topic_probs[k] - b.topic_probs[k]) for k in TOPICS) < 1e-4
+
+
+def test_head_refit_changes_only_the_token_head(tiny_run, tmp_path):
+    """Stage 2 of the recipe (--init --freeze-encoder --tasks ner): topic and sentiment outputs stay exact."""
+    cfg = TrainConfig(out_dir=tmp_path, tiny=True, init=tiny_run / "best", freeze_encoder=True, tasks=("ner",),
+                      ner_sources=("conll", "btc"), limit=64, epochs=1, batch_size=16, lr=1e-2, threads=1)
+    train(cfg)
+    before, after = MultiTaskModel.load(tiny_run / "best"), MultiTaskModel.load(tmp_path / "best")
+    for name, p in before.state_dict().items():
+        changed = not torch.equal(p, after.state_dict()[name])
+        assert changed == name.startswith("token_head"), name

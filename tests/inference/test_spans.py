@@ -103,3 +103,18 @@ def test_company_linking():
     src = default_data_dir() / "companies/company_aliases_ticker_sniffer.csv"
     if src.is_file():  # the shipped table is what the build script makes from the shared file
         assert build_alias_table(src)["aliases"] == linker.aliases
+
+
+def test_learned_spans_inside_urls_lower_case_or_without_letters_are_dropped():
+    from inference.decode import plausible
+    from inference.prediction import EntitySpan
+
+    text = "Apple & Co: see https://t.co/AbC123 or www.example.com/Apple , ok"  # noqa: ISC
+    spans = [EntitySpan(0, 5, "ORG", "Apple"), EntitySpan(6, 7, "ORG", "&"), EntitySpan(16, 21, "ORG", "https"),
+             EntitySpan(24, 28, "ORG", "t.co"), EntitySpan(55, 60, "ORG", "Apple"), EntitySpan(61, 62, "ORG", ",")]
+    for s in spans:
+        assert text[s.start : s.end] == s.text
+    assert [(s.start, s.text) for s in plausible(text, spans)] == [(0, "Apple")]
+    text = "Exxon & more said react (Tesla)"
+    spans = [EntitySpan(0, 7, "ORG", "Exxon &"), EntitySpan(18, 23, "PER", "react"), EntitySpan(24, 31, "ORG", "(Tesla)")]
+    assert [(s.start, s.end, s.text) for s in plausible(text, spans)] == [(0, 5, "Exxon"), (25, 30, "Tesla")]

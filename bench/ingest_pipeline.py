@@ -1,8 +1,7 @@
 """Throughput of the ingest pipeline (validate -> dedup -> batch -> model -> embedded ClickHouse), in-process, on
 the bundled demo stream, for a few batch sizes. Prints a table.
 
-    python -P bench/ingest_pipeline.py [--limit 2000] [--batch-sizes 16,64,128]   (-P: bench/inference.py must not
-    shadow the inference package)
+    python -m bench.ingest_pipeline [--limit 2000] [--batch-sizes 16,64,128]
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Inference throughput and latency: Triton per-document requests, Triton with client batching, in-process.
 
-    python -m bench.inference [--docs 512] [--concurrency 32] [--url HOST:PORT] [--protocol grpc|http]
+    python -m bench.serving [--docs 512] [--concurrency 32] [--url HOST:PORT] [--protocol grpc|http]
 
 Without ``--url`` it starts the bundled CPU tritonserver on the shipped export (models/triton) and stops it at
 the end. Every caller sends ONE document and awaits it (as the pipeline's callers do); latency is per caller.
@@ -117,7 +117,7 @@ def table(rows: list[Row]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.inference", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.serving", description=__doc__.split("\n")[0])
     parser.add_argument("--docs", type=int, default=512)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--url", default=None, help="a running Triton (default: start the bundled CPU server)")

@@ -71,3 +71,24 @@ def test_a_second_run_with_keep_changes_nothing(demo_dir: Path) -> None:
         assert queries.document_count(store) == MANIFEST["documents"]
         counts = Counter(r["topic"] for r in store.query(f"SELECT topic FROM {PREDICTIONS} FINAL"))
         assert sum(counts.values()) == MANIFEST["documents"]
+
+
+def test_the_bundled_surge_raises_an_alert_for_its_company(demo_dir: Path) -> None:
+    """Issue 5: `finmon demo` shows the alerts its bundled surge raises, and nothing fires on the quiet days."""
+    from datetime import datetime, timedelta
+
+    from alerts.history import EVENTS
+    from alerts.tracker import ESCALATED, FIRING
+
+    surge = MANIFEST["surge"]
+    stdout = (demo_dir / "stdout.txt").read_text()
+    assert "surging" in stdout and surge["company"] in stdout
+    with Store.open(f"chdb://{demo_dir / 'clickhouse'}") as store:
+        rows = store.query(f"SELECT subject_name, status, at FROM {EVENTS} FINAL ORDER BY at")
+    raised = [r for r in rows if r["status"] in (FIRING, ESCALATED)]
+    assert raised, rows
+    start, end = (datetime.fromisoformat(surge[k]) for k in ("start", "end"))
+    subjects = {k.lower() for k in surge["entity_keys"]} | {surge["topic"].lower()}
+    for r in raised:  # every alert is about the surge: its company or topic, raised during it or within the hour
+        at = r["at"] if r["at"].tzinfo else r["at"].replace(tzinfo=start.tzinfo)
+        assert r["subject_name"].lower() in subjects and start <= at <= end + timedelta(hours=1), r

@@ -29,7 +29,9 @@ def _default(field: Any) -> str:
     if isinstance(value, SecretStr) or "secret" in str(field.annotation).lower():
         return "(secret, unset)" if not value else "(secret)"
     text = str(value) if value not in (None, "") else "–"
-    text = text.replace(str(Path.home()), "~")
+    from inference.settings import REPO_ROOT
+
+    text = text.replace(str(REPO_ROOT), "<checkout>").replace(str(Path.home()), "~")
     return text if len(text) <= 60 else text[:57] + "..."
 
 

@@ -162,16 +162,18 @@ class Store:
 
         Returns only after ClickHouse acknowledged every insert, so the caller may then commit offsets. When it
         raises, nothing is lost by retrying the whole batch: rows already written are replaced, not added.
+        ``documents`` is written LAST: a document id found there (the worker seeds its dedup from it after a crash
+        and skips those ids) means its predictions, mentions and aggregate rows are all in.
         """
         unique = list({d.doc.id: d for d in docs}.values())
         if not unique:
             return
         mentions = [row for d in unique for row in _mention_rows(d)]
         with _errors(f"writing {len(unique)} documents"):
-            self._client.insert(DOCUMENTS, [_document_row(d) for d in unique], column_names=DOCUMENT_COLUMNS)
             self._client.insert(PREDICTIONS, [_prediction_row(d) for d in unique], column_names=PREDICTION_COLUMNS)
             if mentions:
                 self._client.insert(ENTITY_MENTIONS, mentions, column_names=MENTION_COLUMNS)
+            self._client.insert(DOCUMENTS, [_document_row(d) for d in unique], column_names=DOCUMENT_COLUMNS)
         log.debug("wrote %d documents, %d entity mentions", len(unique), len(mentions))
 
     # -- reads ----------------------------------------------------------------------------------------------------

@@ -114,6 +114,7 @@ SOURCE_LABEL_SPACE: dict[str, str] = {
     "twitter_sentiment": "sentiment",
     "phrasebank": "sentiment",
     "fiqa": "sentiment",
+    "pseudo": "sentiment",  # inference.teacher
 }
 
 _DOCSTART = "-DOCSTART-"

@@ -3,7 +3,7 @@ command line can show the defaults without loading the training stack."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from inference import data as D
@@ -17,6 +17,12 @@ NER_SOURCES: dict[str, tuple[tuple[str, ...], object]] = {
     "wnut": (("wnut17_emerging_entities/wnut17train.conll",), D.read_wnut),
 }
 
+# Extra sentiment sources go to train only: the sentiment dev split stays the Twitter one, the text finmon reads.
+EXTRA_SENTIMENT_SOURCES: dict[str, tuple[str, object]] = {
+    "phrasebank": ("financial_phrasebank/Sentences_66Agree.txt", D.read_phrasebank),  # news sentences, CC BY-NC-SA
+    "fiqa": ("fiqa_2018_task1_sentiment", D.read_fiqa),  # headlines and StockTwits posts, scores thresholded
+}
+
 
 @dataclass
 class TrainConfig:
@@ -26,6 +32,8 @@ class TrainConfig:
     task_weights: dict[str, float] = field(default_factory=lambda: {"topic": 1.0, "sentiment": 1.0, "ner": 1.0})
     sampling: str = "proportional"
     ner_sources: tuple[str, ...] = ("conll", "finer")
+    sentiment_sources: tuple[str, ...] = ("twitter",)  # "twitter" plus any of EXTRA_SENTIMENT_SOURCES
+    pseudo_labels: Path | None = None  # extra sentiment CSV from `finmon pseudo-label` (inference/teacher.py)
     epochs: int = 2
     batch_size: int = 32
     lr: float = 1e-4
@@ -51,8 +59,16 @@ def load_splits(cfg: TrainConfig) -> dict[str, tuple[list, list]]:
         out["topic"] = D.split_dev(D.dedup(D.read_topic_csv(d / "twitter_financial_news_topic/topic_train.csv")),
                                    fraction=cfg.dev_fraction, seed=cfg.seed)
     if "sentiment" in cfg.tasks:
-        out["sentiment"] = D.split_dev(D.dedup(D.read_sentiment_csv(d / "twitter_financial_news_sentiment/sent_train.csv")),
-                                       fraction=cfg.dev_fraction, seed=cfg.seed)
+        train, dev = D.split_dev(D.dedup(D.read_sentiment_csv(d / "twitter_financial_news_sentiment/sent_train.csv")),
+                                 fraction=cfg.dev_fraction, seed=cfg.seed)
+        extra = [e for name in cfg.sentiment_sources if name != "twitter"
+                 for e in EXTRA_SENTIMENT_SOURCES[name][1](d / EXTRA_SENTIMENT_SOURCES[name][0])]  # type: ignore[operator]
+        if cfg.pseudo_labels:
+            extra += [replace(e, source="pseudo") for e in D.read_sentiment_csv(cfg.pseudo_labels)]
+        # no dev text (of either text task) may come back through another source
+        held_out = {D.near_duplicate_key(e.text) for _, dv in out.values() for e in dv} | {
+            D.near_duplicate_key(e.text) for e in dev}
+        out["sentiment"] = (train + [e for e in D.dedup(extra) if D.near_duplicate_key(e.text) not in held_out], dev)
     if "ner" in cfg.tasks:
         train, dev = [], []
         for name in cfg.ner_sources:

@@ -18,6 +18,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--task-weights", default="topic=1,sentiment=1,ner=1", help="lambda per task, e.g. topic=1,ner=0.5")
     p.add_argument("--sampling", choices=("proportional", "sqrt", "uniform"), default=d.sampling)
     p.add_argument("--ner-sources", default=",".join(d.ner_sources), help="comma list of conll,finer,sec,btc,wnut")
+    p.add_argument("--sentiment-sources", default=",".join(d.sentiment_sources),
+                   help="comma list of twitter,phrasebank,fiqa (extra sources go to train only)")
+    p.add_argument("--pseudo-labels", type=Path, default=None,
+                   help="extra sentiment CSV written by `finmon pseudo-label` (train only)")
     for name in ("epochs", "batch_size", "max_length", "patience", "seed", "limit", "threads"):
         p.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(d, name))
     for name in ("lr", "weight_decay", "warmup", "dropout", "dev_fraction"):
@@ -38,6 +42,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--json", type=Path, help="also write the metrics as JSON")
     e.set_defaults(handler=_eval)
 
+    q = sub.add_parser("pseudo-label", help="label the topic set's training tweets with the sentiment of an ensemble")
+    q.add_argument("teachers", type=Path, nargs="+", help="training checkpoint folders (e.g. runs/single-sentiment/best)")
+    q.add_argument("--out", type=Path, required=True, help="CSV in the sentiment set's format (text,label)")
+    q.add_argument("--data-dir", type=Path, default=None, help="training data (default: ../shared/data)")
+    q.add_argument("--min-confidence", type=float, default=0.0, help="keep tweets whose mean top probability reaches this")
+    q.add_argument("--threads", type=int, default=0)
+    q.set_defaults(handler=_pseudo_label)
+
+    a = sub.add_parser("soup", help="average the weights of several training checkpoints into one")
+    a.add_argument("checkpoints", type=Path, nargs="+", help="training checkpoint folders of the same model")
+    a.add_argument("--out", type=Path, required=True, help="checkpoint folder to write")
+    a.set_defaults(handler=_soup)
+
     x = sub.add_parser("export", help="export a checkpoint to ONNX + tokenizer + Triton config (a model-repository version)")
     x.add_argument("checkpoint", type=Path, help="training checkpoint folder (e.g. runs/mtl/best)")
     x.add_argument("--repo", type=Path, default=None, help="model repository (default: models/triton)")
@@ -54,16 +71,36 @@ def _train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(
         out_dir=args.out, tasks=tuple(args.tasks.split(",")), sampling=args.sampling,
         task_weights={k: float(v) for k, v in (kv.split("=") for kv in args.task_weights.split(","))},
-        ner_sources=tuple(args.ner_sources.split(",")), epochs=args.epochs, batch_size=args.batch_size,
+        ner_sources=tuple(args.ner_sources.split(",")), sentiment_sources=tuple(args.sentiment_sources.split(",")),
+        epochs=args.epochs, batch_size=args.batch_size,
         max_length=args.max_length, patience=args.patience, seed=args.seed, limit=args.limit, threads=args.threads,
         lr=args.lr, weight_decay=args.weight_decay, warmup=args.warmup, dropout=args.dropout,
         dev_fraction=args.dev_fraction, freeze_word_embeddings=not args.train_word_embeddings, tiny=args.tiny,
-        init=args.init, freeze_encoder=args.freeze_encoder,
+        init=args.init, freeze_encoder=args.freeze_encoder, pseudo_labels=args.pseudo_labels,
     )
     if args.data_dir:
         cfg.data_dir = args.data_dir
     summary = train(cfg)
     print(json.dumps(summary["history"][-1], indent=1))
+    return 0
+
+
+def _pseudo_label(args: argparse.Namespace) -> int:
+    import torch
+
+    from inference.teacher import label_topic_tweets
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    n = label_topic_tweets(args.teachers, args.out, data_dir=args.data_dir, min_confidence=args.min_confidence)
+    print(f"{n} tweets labelled -> {args.out}")
+    return 0
+
+
+def _soup(args: argparse.Namespace) -> int:
+    from inference.soup import average_checkpoints
+
+    print(average_checkpoints(args.checkpoints, args.out))
     return 0
 
 

@@ -3,10 +3,12 @@ counts (skipped when /work/shared/data is absent), de-duplication and the dev sp
 
 from __future__ import annotations
 
+import csv
 import json
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from inference import data as D
@@ -410,3 +412,51 @@ def test_real_topic_split_keeps_near_duplicates_together() -> None:
     total, dev = Counter(e.label for e in top), Counter(e.label for e in dv)
     for label, n in total.items():
         assert dev[label] >= 1 and abs(dev[label] - 0.1 * n) <= max(3, 0.03 * n), (label, dev[label], n)
+
+
+@real
+def test_extra_sentiment_sources_join_train_only() -> None:
+    from inference.recipe import TrainConfig, load_splits
+
+    plain = load_splits(TrainConfig(data_dir=REAL, tasks=("sentiment",)))["sentiment"]
+    train, dev = load_splits(TrainConfig(data_dir=REAL, tasks=("sentiment",),
+                                         sentiment_sources=("twitter", "phrasebank", "fiqa")))["sentiment"]
+    assert dev == plain[1] and {e.source for e in dev} == {"twitter_sentiment"}
+    assert {e.source for e in train} == {"twitter_sentiment", "phrasebank", "fiqa"}
+    assert train[: len(plain[0])] == plain[0]
+    assert not {D.near_duplicate_key(e.text) for e in train} & {D.near_duplicate_key(e.text) for e in dev}
+    assert {e.label for e in train if e.source == "phrasebank"} == {NEG, NEU, POS}
+
+
+def test_pseudo_labels_are_written_in_the_sentiment_format(tmp_path: Path) -> None:
+    from inference.teacher import write_pseudo_labels
+
+    probs = [[0.8, 0.1, 0.1], [0.1, 0.2, 0.7], [0.2, 0.7, 0.1], [0.4, 0.35, 0.25]]
+    order = [SENTIMENTS.index(s) for s in ("negative", "neutral", "positive")]
+    p = np.zeros((4, 3))
+    p[:, order] = probs  # columns in SENTIMENTS order
+    out = tmp_path / "pseudo.csv"
+    assert write_pseudo_labels(["down", "up", "flat", "unsure, with a comma"], p, out, min_confidence=0.5) == 3
+    back = D.read_sentiment_csv(out)
+    assert [(e.text, e.label) for e in back] == [("down", NEG), ("up", POS), ("flat", NEU)]
+    assert write_pseudo_labels(["unsure, with a comma"], p[3:], out) == 1
+    assert D.read_sentiment_csv(out)[0].text == "unsure, with a comma"
+
+
+@real
+def test_pseudo_labels_join_sentiment_train_without_dev_texts(tmp_path: Path) -> None:
+    from inference.recipe import TrainConfig, load_splits
+
+    cfg = TrainConfig(data_dir=REAL, tasks=("topic", "sentiment"))
+    splits = load_splits(cfg)
+    topic_dev, sent_dev = splits["topic"][1][0].text, splits["sentiment"][1][0].text
+    fresh = ["Acme Corp shares plunge after guidance cut", "Widget maker lifts dividend by 10%"]
+    out = tmp_path / "pseudo.csv"
+    rows = [(topic_dev, 0), (sent_dev + " https://t.co/abc", 1), (fresh[0], 0), (fresh[1], 1)]
+    with out.open("w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows([("text", "label"), *rows])
+    cfg.pseudo_labels = out
+    train, dev = load_splits(cfg)["sentiment"]
+    pseudo = [e for e in train if e.source == "pseudo"]
+    assert [(e.text, e.label) for e in pseudo] == [(fresh[0], NEG), (fresh[1], POS)]
+    assert dev == splits["sentiment"][1] and len(train) == len(splits["sentiment"][0]) + 2

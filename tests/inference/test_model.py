@@ -14,7 +14,7 @@ from inference.export import export, round_weights  # noqa: E402
 from inference.labels import NER_TAGS, SENTIMENTS, TOPICS  # noqa: E402
 from inference.model import MultiTaskModel  # noqa: E402
 from inference.predictor import OnnxPredictor  # noqa: E402
-from inference.recipe import TrainConfig  # noqa: E402
+from inference.recipe import TrainConfig, load_splits  # noqa: E402
 from inference.train import torch_runner, train  # noqa: E402
 from inference.data import default_data_dir  # noqa: E402
 
@@ -144,3 +144,55 @@ def test_head_refit_changes_only_the_token_head(tiny_run, tmp_path):
     for name, p in before.state_dict().items():
         changed = not torch.equal(p, after.state_dict()[name])
         assert changed == name.startswith("token_head"), name
+
+
+def test_teacher_ensemble_averages_sentiment_probabilities(tiny_run):
+    from inference.teacher import sentiment_probs
+
+    texts = ["Shares of Acme plunge 20%", "", "Fed holds rates steady", "x " * 300]
+    one = sentiment_probs([tiny_run / "best"], texts)
+    two = sentiment_probs([tiny_run / "best", tiny_run / "epoch-1"], texts)
+    assert one.shape == (4, len(SENTIMENTS)) and np.allclose(one.sum(1), 1.0)
+    first = sentiment_probs([tiny_run / "epoch-1"], texts)
+    assert np.allclose(two, (one + first) / 2, atol=1e-6)
+
+
+def test_pseudo_label_command_labels_the_topic_train_split(tiny_run, tmp_path):
+    from finmon.cli import main
+    from inference.data import read_sentiment_csv
+
+    data = tmp_path / "data"
+    (data / "twitter_financial_news_topic").mkdir(parents=True)
+    rows = [f'"Company {i} reports quarter number {i}",{i % 20}' for i in range(60)]
+    (data / "twitter_financial_news_topic" / "topic_train.csv").write_text("text,label\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "pseudo.csv"
+    assert main(["pseudo-label", str(tiny_run / "best"), "--data-dir", str(data), "--out", str(out)]) == 0
+    labelled = read_sentiment_csv(out)
+    topic_train, topic_dev = load_splits(TrainConfig(data_dir=data, tasks=("topic",)))["topic"]
+    assert sorted(e.text for e in labelled) == sorted(e.text for e in topic_train)
+    assert not {e.text for e in labelled} & {e.text for e in topic_dev}
+
+
+def test_soup_is_the_weight_average_and_loads_as_a_checkpoint(tiny_run, tmp_path):
+    from finmon.cli import main
+
+    out = tmp_path / "soup"
+    assert main(["soup", str(tiny_run / "epoch-1"), str(tiny_run / "epoch-2"), "--out", str(out)]) == 0
+    one, two = (MultiTaskModel.load(tiny_run / e).state_dict() for e in ("epoch-1", "epoch-2"))
+    soup = MultiTaskModel.load(out)
+    for name, p in soup.state_dict().items():
+        assert torch.allclose(p, (one[name] + two[name]) / 2) if p.is_floating_point() else torch.equal(p, one[name])
+    from inference.tokenize import TextTokenizer
+
+    outputs = torch_runner(soup)(TextTokenizer.from_dir(out).encode_texts(["Fed holds rates"]))
+    assert [o.shape[-1] for o in outputs] == [len(TOPICS), len(SENTIMENTS), len(NER_TAGS)]
+
+
+def test_soup_refuses_different_architectures(tiny_run, tmp_path):
+    from inference.soup import average_checkpoints
+
+    other = MultiTaskModel.tiny(vocab_size=1000).save(tmp_path / "other", tiny_run / "best")
+    with pytest.raises(ValueError, match="architecture"):
+        average_checkpoints([tiny_run / "best", other], tmp_path / "soup")
+    with pytest.raises(ValueError, match="two"):
+        average_checkpoints([tiny_run / "best"], tmp_path / "soup")

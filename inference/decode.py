@@ -17,6 +17,8 @@ from inference.tokenize import Batch
 
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 _TRIM = set(" \t\n,;:&-–—'\"()[]{}!?/|*#@")
+# a legal form alone ("Inc", "Corp.") is the tail of a name the head split, never a name itself
+_LEGAL_FORMS = frozenset({"inc", "corp", "corporation", "co", "company", "ltd", "llc", "plc", "lp", "ag", "nv"})
 MAX_SPAN_CHARS = 256  # longer "entities" are artefacts (an [UNK] piece standing for a whole blob of characters)
 
 
@@ -58,7 +60,7 @@ def entity_spans(text: str, encoding: Encoding, tag_probs: np.ndarray) -> list[E
 def plausible(text: str, spans: list[EntitySpan]) -> list[EntitySpan]:
     """Learned spans that can be names: outside URLs, with a capital letter (in tweets the token head also fires
     on lower-case words; a name written all lower-case is missed, a wrong company is worse), trimmed of the
-    punctuation a span can swallow at its ends ("Exxon &")."""
+    punctuation a span can swallow at its ends ("Exxon &"), and not a bare legal form ("Inc")."""
     urls = [m.span() for m in _URL.finditer(text)]
     out = []
     for s in spans:
@@ -68,6 +70,8 @@ def plausible(text: str, spans: list[EntitySpan]) -> list[EntitySpan]:
         while end > start and text[end - 1] in _TRIM:
             end -= 1
         piece = text[start:end]
+        if piece.rstrip(".").lower() in _LEGAL_FORMS:
+            continue
         if any(c.isupper() for c in piece) and not any(a < end and start < b for a, b in urls):
             out.append(EntitySpan(start, end, s.label, piece, s.score, s.company_id))
     return out

@@ -118,3 +118,7 @@ def test_learned_spans_inside_urls_lower_case_or_without_letters_are_dropped():
     text = "Exxon & more said react (Tesla)"
     spans = [EntitySpan(0, 7, "ORG", "Exxon &"), EntitySpan(18, 23, "PER", "react"), EntitySpan(24, 31, "ORG", "(Tesla)")]
     assert [(s.start, s.end, s.text) for s in plausible(text, spans)] == [(0, 5, "Exxon"), (25, 30, "Tesla")]
+    text = "Apple Inc. beats; Inc. and Corp rise at Acme Co"
+    spans = [EntitySpan(0, 10, "ORG", "Apple Inc."), EntitySpan(18, 22, "LOC", "Inc."), EntitySpan(27, 31, "ORG", "Corp"),
+             EntitySpan(40, 47, "ORG", "Acme Co")]
+    assert [s.text for s in plausible(text, spans)] == ["Apple Inc.", "Acme Co"]

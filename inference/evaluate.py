@@ -20,7 +20,8 @@ Runner = Callable[[Batch], tuple[np.ndarray, np.ndarray, np.ndarray]]
 HEAD = {"topic": 0, "sentiment": 1}
 
 
-def _batched(items: Sequence, size: int):
+def length_batches(items: Sequence, size: int):
+    """``(indices, items)`` batches in order of length, so that each batch pads little."""
     order = sorted(range(len(items)), key=lambda i: len(str(items[i])))
     for b in range(0, len(order), size):
         idx = order[b : b + size]
@@ -31,7 +32,7 @@ def classify(runner: Runner, tokenizer: TextTokenizer, texts: Sequence[str], hea
              batch_size: int = 64) -> np.ndarray:
     """Predicted class index per text for the ``topic`` or ``sentiment`` head."""
     out = np.zeros(len(texts), dtype=np.int64)
-    for idx, part in _batched(texts, batch_size):
+    for idx, part in length_batches(texts, batch_size):
         logits = runner(tokenizer.encode_texts(part))[HEAD[head]]
         out[idx] = logits.argmax(-1)
     return out
@@ -40,7 +41,7 @@ def classify(runner: Runner, tokenizer: TextTokenizer, texts: Sequence[str], hea
 def word_tags(runner: Runner, tokenizer: TextTokenizer, sentences: Sequence[Sequence[str]],
               batch_size: int = 64) -> list[list[str]]:
     out: list[list[str]] = [[] for _ in sentences]
-    for idx, part in _batched(sentences, batch_size):
+    for idx, part in length_batches(sentences, batch_size):
         batch = tokenizer.encode_words(part)
         pred = runner(batch)[2].argmax(-1)
         for row, i in enumerate(idx):

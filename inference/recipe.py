@@ -61,8 +61,11 @@ def load_splits(cfg: TrainConfig) -> dict[str, tuple[list, list]]:
     if "sentiment" in cfg.tasks:
         train, dev = D.split_dev(D.dedup(D.read_sentiment_csv(d / "twitter_financial_news_sentiment/sent_train.csv")),
                                  fraction=cfg.dev_fraction, seed=cfg.seed)
-        extra = [e for name in cfg.sentiment_sources if name != "twitter"
-                 for e in EXTRA_SENTIMENT_SOURCES[name][1](d / EXTRA_SENTIMENT_SOURCES[name][0])]  # type: ignore[operator]
+        extra = []
+        for name in cfg.sentiment_sources:
+            if name != "twitter":
+                rel, reader = EXTRA_SENTIMENT_SOURCES[name]
+                extra += reader(d / rel)  # type: ignore[operator]
         if cfg.pseudo_labels:
             extra += [replace(e, source="pseudo") for e in D.read_sentiment_csv(cfg.pseudo_labels)]
         # no dev text (of either text task) may come back through another source

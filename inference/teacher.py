@@ -17,27 +17,26 @@ from pathlib import Path
 
 import numpy as np
 
+from inference.data import TWITTER_SENTIMENT_MAP
 from inference.labels import SENTIMENTS
 
-# the sentiment set's CSV labels (inference.data.TWITTER_SENTIMENT_MAP, inverted)
-CSV_LABEL = {"negative": 0, "positive": 1, "neutral": 2}
+CSV_LABEL = {name: n for n, name in TWITTER_SENTIMENT_MAP.items()}  # the sentiment set's CSV labels
 
 
 def sentiment_probs(checkpoints: Sequence[Path], texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
     """Mean softmax of the sentiment head over ``checkpoints`` (training folders with model.pt); [N, 3]."""
     import torch
 
+    from inference.evaluate import HEAD, length_batches
     from inference.model import MultiTaskModel
     from inference.tokenize import TextTokenizer
     from inference.train import torch_runner
 
     total = np.zeros((len(texts), len(SENTIMENTS)))
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     for ckpt in checkpoints:
         run, tok = torch_runner(MultiTaskModel.load(ckpt)), TextTokenizer.from_dir(ckpt)
-        for b in range(0, len(order), batch_size):
-            idx = order[b : b + batch_size]
-            logits = run(tok.encode_texts([texts[i] for i in idx]))[1]
+        for idx, part in length_batches(texts, batch_size):
+            logits = run(tok.encode_texts(part))[HEAD["sentiment"]]
             total[idx] += torch.softmax(torch.from_numpy(logits), -1).numpy()
     return total / max(1, len(checkpoints))
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from finmon.demo import BUNDLED_STREAM, TEN_YEARS_S
-from inference.predictor import load_predictor
+from inference.serving.predictor import load_predictor
 from ingest.deadletter import ListDeadLetters
 from ingest.metrics import IngestMetrics
 from ingest.pipeline import Message, Pipeline

@@ -15,8 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from inference.data import default_data_dir, read_topic_csv
-from inference.predictor import OnnxPredictor
+from inference.training.data import default_data_dir, read_topic_csv
+from inference.serving.predictor import OnnxPredictor
 
 
 def docs_per_second(predictors: list[OnnxPredictor], texts: list[str], repeats: int = 3) -> float:
@@ -44,7 +44,7 @@ def main() -> None:
     load = lambda path: OnnxPredictor(path, threads=args.threads, batch_size=args.batch_size)  # noqa: E731
     rows = [("multi-task (1 encoder pass)", docs_per_second([load(args.mtl)], texts))]
     if args.single:
-        from inference.export import export
+        from inference.training.export import export
 
         with tempfile.TemporaryDirectory() as tmp:
             singles = [load(export(ckpt, repo=Path(tmp) / str(i))) for i, ckpt in enumerate(args.single)]

@@ -21,12 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from inference.predictor import OnnxPredictor
+from inference.serving.predictor import OnnxPredictor
 from inference.settings import ModelSettings
-from inference.triton_client import TritonPredictor
-from inference.triton_repository import GPU_REPOSITORY, assemble_cpu_repository, latest_version
-from inference.triton_server import TritonServer
-from inference.triton_settings import TritonSettings
+from inference.serving.triton_client import TritonPredictor
+from inference.serving.triton_repository import GPU_REPOSITORY, assemble_cpu_repository, latest_version
+from inference.serving.triton_server import TritonServer
+from inference.serving.triton_settings import TritonSettings
 
 TOPIC_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "twitter_financial_news_topic" / "topic_train.csv"
 
@@ -48,7 +48,7 @@ class Row:
 
 def texts(n: int) -> list[str]:
     if TOPIC_CSV.is_file():
-        from inference.data import read_topic_csv
+        from inference.training.data import read_topic_csv
 
         pool = [e.text for e in read_topic_csv(TOPIC_CSV)]
     else:

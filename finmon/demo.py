@@ -23,7 +23,7 @@ from tqdm import tqdm
 from alerts import history
 from alerts.message import headline, summary
 from alerts.runner import run_once
-from inference.predictor import Predictor, load_predictor
+from inference.serving.predictor import Predictor, load_predictor
 from inference.settings import DEFAULT_HOME, REPO_ROOT
 from ingest.deadletter import FileDeadLetters
 from ingest.metrics import IngestMetrics

@@ -16,7 +16,7 @@ def settings_classes() -> list[type]:
     from alerts.settings import AlertsSettings
     from dashboards.settings import GrafanaSettings
     from inference.settings import ModelSettings
-    from inference.triton_settings import TritonSettings
+    from inference.serving.triton_settings import TritonSettings
     from ingest.settings import IngestSettings
 
     return [IngestSettings, ModelSettings, TritonSettings, AlertsSettings, GrafanaSettings]

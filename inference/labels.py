@@ -32,7 +32,7 @@ TOPICS: tuple[str, ...] = (
 # Sentiment head, in the project's order (NOT the Twitter set's 0 bearish / 1 bullish / 2 neutral order).
 SENTIMENTS: tuple[str, ...] = ("negative", "neutral", "positive")
 
-# Entity types the token head learns (BIO), plus TICKER, which a deterministic rule adds (see inference.tickers).
+# Entity types the token head learns (BIO), plus TICKER, which a deterministic rule adds (see inference.decoding.tickers).
 LEARNED_ENTITY_TYPES: tuple[str, ...] = ("PER", "ORG", "LOC")
 ENTITY_TYPES: tuple[str, ...] = LEARNED_ENTITY_TYPES + ("TICKER",)
 

@@ -25,8 +25,8 @@ from enum import StrEnum
 from typing import Protocol
 
 from inference.errors import FinmonError, InferenceError, ModelUnavailable
-from inference.prediction import Prediction
-from inference.predictor import Predictor
+from inference.decoding.prediction import Prediction
+from inference.serving.predictor import Predictor
 from ingest.dedup import Deduplicator
 from ingest.metrics import IngestMetrics, default_metrics
 from ingest.normalise import content_hash

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from inference.errors import FinmonError
-from inference.prediction import Prediction
+from inference.decoding.prediction import Prediction
 
 SCHEMA_VERSION = 1
 MAX_ID_LENGTH = 256

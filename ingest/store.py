@@ -21,7 +21,7 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalError
 
 from inference.errors import FinmonError
-from inference.prediction import EntitySpan
+from inference.decoding.prediction import EntitySpan
 from ingest.records import EnrichedDocument
 from ingest.schema import (  # noqa: F401  (re-exported: the table names are imported from here)
     DOCUMENTS,

@@ -18,7 +18,7 @@ from typing import TypeVar
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
-from inference.predictor import Predictor
+from inference.serving.predictor import Predictor
 from ingest.deadletter import KafkaDeadLetters
 from ingest.dedup import Deduplicator
 from ingest.metrics import IngestMetrics, default_metrics

@@ -1,4 +1,4 @@
-"""Build inference/resources/company_aliases.json.gz from the MIT-licensed ticker-sniffer alias list.
+"""Build inference/linking/resources/company_aliases.json.gz from the MIT-licensed ticker-sniffer alias list.
 
 Usage: python scripts/company_aliases.py [../shared/data/companies/company_aliases_ticker_sniffer.csv]
 """
@@ -10,8 +10,8 @@ import json
 import sys
 from pathlib import Path
 
-from inference.companies import ALIASES_FILE, build_alias_table
-from inference.data import default_data_dir
+from inference.linking.companies import ALIASES_FILE, build_alias_table
+from inference.training.data import default_data_dir
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from inference.recipe import TrainConfig
+    from inference.training.recipe import TrainConfig
 
     d = TrainConfig()
     p = sub.add_parser("train", help="train the multi-task model (or a single-task baseline); needs the train extra")
@@ -65,8 +65,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from inference.recipe import TrainConfig
-    from inference.train import train
+    from inference.training.recipe import TrainConfig
+    from inference.training.train import train
 
     cfg = TrainConfig(
         out_dir=args.out, tasks=tuple(args.tasks.split(",")), sampling=args.sampling,
@@ -88,7 +88,7 @@ def _train(args: argparse.Namespace) -> int:
 def _pseudo_label(args: argparse.Namespace) -> int:
     import torch
 
-    from inference.teacher import label_topic_tweets
+    from inference.training.teacher import label_topic_tweets
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -98,14 +98,14 @@ def _pseudo_label(args: argparse.Namespace) -> int:
 
 
 def _soup(args: argparse.Namespace) -> int:
-    from inference.soup import average_checkpoints
+    from inference.training.soup import average_checkpoints
 
     print(average_checkpoints(args.checkpoints, args.out))
     return 0
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from inference.evaluate import evaluate_files, format_table
+    from inference.evaluation.evaluate import evaluate_files, format_table
 
     result = evaluate_files(model=args.model, topic_csv=args.topic_csv, sentiment_csv=args.sentiment_csv,
                             finer_csv=args.finer_csv, conll=args.conll, dev=args.dev)
@@ -116,7 +116,7 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from inference.export import export
+    from inference.training.export import export
 
     path = export(args.checkpoint, repo=args.repo, version=args.version, quantize=args.quantize,
                   keep_others=args.keep_others)

@@ -64,7 +64,7 @@ def _produce(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from inference.predictor import load_predictor
+    from inference.serving.predictor import load_predictor
     from ingest.dedup import Deduplicator, seed_from_store
     from ingest.metrics import MetricsServer, default_metrics
     from ingest.settings import ingest_settings

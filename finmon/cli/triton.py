@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this area's sub-commands to the `finmon` parser."""
-    from inference.triton_repository import GPU_REPOSITORY
+    from inference.serving.triton_repository import GPU_REPOSITORY
 
     t = sub.add_parser("triton", help="serve the model from a Triton server, and talk to one")
     tsub = t.add_subparsers(dest="triton_command", required=True, metavar="SUBCOMMAND")
@@ -52,9 +52,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from inference.triton_config import read_config
-    from inference.triton_repository import assemble_cpu_repository
-    from inference.triton_server import TritonServer
+    from inference.serving.triton_config import read_config
+    from inference.serving.triton_repository import assemble_cpu_repository
+    from inference.serving.triton_server import TritonServer
 
     repo = Path(args.repo)
     configs = list(repo.glob("*/config.pbtxt"))
@@ -85,14 +85,14 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _repo(args: argparse.Namespace) -> int:
-    from inference.triton_repository import assemble_cpu_repository
+    from inference.serving.triton_repository import assemble_cpu_repository
 
     print(assemble_cpu_repository(args.out, source=args.source))
     return 0
 
 
 def _config(args: argparse.Namespace) -> int:
-    from inference.triton_config import cpu_config, gpu_config, write_config
+    from inference.serving.triton_config import cpu_config, gpu_config, write_config
 
     if args.kind == "gpu":
         text = gpu_config(model_version=args.model_version, tensorrt=args.tensorrt)
@@ -106,8 +106,8 @@ def _config(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from inference.triton_client import TritonPredictor
-    from inference.triton_settings import triton_settings
+    from inference.serving.triton_client import TritonPredictor
+    from inference.serving.triton_settings import triton_settings
 
     overrides = {k: v for k, v in (("url", args.url), ("protocol", args.protocol)) if v}
     texts = args.text or ["Apple shares fall after the Fed raises rates; Tim Cook says demand in China is weak."]

@@ -1,4 +1,4 @@
-"""Readers of inference.data: label mapping per source on tiny files in each shared format, the real shared files'
+"""Readers of inference.training.data: label mapping per source on tiny files in each shared format, the real shared files'
 counts (skipped when /work/shared/data is absent), de-duplication and the dev split."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from inference import data as D
-from inference.data import DataError, TextExample, TokenExample
+from inference.training import data as D
+from inference.training.data import DataError, TextExample, TokenExample
 from inference.errors import FinmonError
 from inference.labels import NER_TAGS, SENTIMENTS, TOPICS
 
@@ -416,7 +416,7 @@ def test_real_topic_split_keeps_near_duplicates_together() -> None:
 
 @real
 def test_extra_sentiment_sources_join_train_only() -> None:
-    from inference.recipe import TrainConfig, load_splits
+    from inference.training.recipe import TrainConfig, load_splits
 
     plain = load_splits(TrainConfig(data_dir=REAL, tasks=("sentiment",)))["sentiment"]
     train, dev = load_splits(TrainConfig(data_dir=REAL, tasks=("sentiment",),
@@ -429,7 +429,7 @@ def test_extra_sentiment_sources_join_train_only() -> None:
 
 
 def test_pseudo_labels_are_written_in_the_sentiment_format(tmp_path: Path) -> None:
-    from inference.teacher import write_pseudo_labels
+    from inference.training.teacher import write_pseudo_labels
 
     probs = [[0.8, 0.1, 0.1], [0.1, 0.2, 0.7], [0.2, 0.7, 0.1], [0.4, 0.35, 0.25]]
     order = [SENTIMENTS.index(s) for s in ("negative", "neutral", "positive")]
@@ -445,7 +445,7 @@ def test_pseudo_labels_are_written_in_the_sentiment_format(tmp_path: Path) -> No
 
 @real
 def test_pseudo_labels_join_sentiment_train_without_dev_texts(tmp_path: Path) -> None:
-    from inference.recipe import TrainConfig, load_splits
+    from inference.training.recipe import TrainConfig, load_splits
 
     cfg = TrainConfig(data_dir=REAL, tasks=("topic", "sentiment"))
     splits = load_splits(cfg)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from finmon.cli import main
-from inference.data import default_data_dir
+from inference.training.data import default_data_dir
 
 DATA = default_data_dir()
 pytestmark = pytest.mark.skipif(not (DATA / "finer_ord").is_dir(), reason="shared training data not found")

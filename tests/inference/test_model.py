@@ -10,13 +10,14 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from inference.export import export, round_weights  # noqa: E402
+from inference.training.export import export, round_weights  # noqa: E402
 from inference.labels import NER_TAGS, SENTIMENTS, TOPICS  # noqa: E402
-from inference.model import MultiTaskModel  # noqa: E402
-from inference.predictor import OnnxPredictor  # noqa: E402
-from inference.recipe import TrainConfig, load_splits  # noqa: E402
-from inference.train import torch_runner, train  # noqa: E402
-from inference.data import default_data_dir  # noqa: E402
+from inference.training.model import MultiTaskModel  # noqa: E402
+from inference.serving.predictor import OnnxPredictor  # noqa: E402
+from inference.training.recipe import TrainConfig, load_splits  # noqa: E402
+from inference.training.model import torch_runner  # noqa: E402
+from inference.training.train import train  # noqa: E402
+from inference.training.data import default_data_dir  # noqa: E402
 
 DATA = default_data_dir()
 pytestmark = pytest.mark.skipif(not (DATA / "conll2003_en").is_dir(), reason="shared training data not found")
@@ -46,10 +47,10 @@ def test_training_writes_checkpoints_and_dev_metrics(tiny_run):
 
 def test_training_reduces_the_weighted_loss(tmp_path):
     """A few steps on a fixed batch must lower each task's loss (the objective is really optimised)."""
-    from inference.batches import TaskData
-    from inference.data import read_conll, read_topic_csv
+    from inference.training.batches import TaskData
+    from inference.training.data import read_conll, read_topic_csv
     from inference.tokenize import TextTokenizer, base_model_path
-    from inference.train import loss_of
+    from inference.training.train import loss_of
 
     torch.manual_seed(0)
     model = MultiTaskModel.tiny()
@@ -78,8 +79,8 @@ def test_export_layout_and_size(exported):
 
 def test_onnx_matches_torch(tiny_run, exported):
     """Same labels and probabilities within 1e-3 as the torch model with the same (int8-stored) weights."""
-    from inference.decode import softmax
-    from inference.data import read_sentiment_csv
+    from inference.decoding.decode import softmax
+    from inference.training.data import read_sentiment_csv
 
     predictor = OnnxPredictor(exported)
     model = round_weights(MultiTaskModel.load(tiny_run / "best"))
@@ -147,7 +148,7 @@ def test_head_refit_changes_only_the_token_head(tiny_run, tmp_path):
 
 
 def test_teacher_ensemble_averages_sentiment_probabilities(tiny_run):
-    from inference.teacher import sentiment_probs
+    from inference.training.teacher import sentiment_probs
 
     texts = ["Shares of Acme plunge 20%", "", "Fed holds rates steady", "x " * 300]
     one = sentiment_probs([tiny_run / "best"], texts)
@@ -159,7 +160,7 @@ def test_teacher_ensemble_averages_sentiment_probabilities(tiny_run):
 
 def test_pseudo_label_command_labels_the_topic_train_split(tiny_run, tmp_path):
     from finmon.cli import main
-    from inference.data import read_sentiment_csv
+    from inference.training.data import read_sentiment_csv
 
     data = tmp_path / "data"
     (data / "twitter_financial_news_topic").mkdir(parents=True)
@@ -189,7 +190,7 @@ def test_soup_is_the_weight_average_and_loads_as_a_checkpoint(tiny_run, tmp_path
 
 
 def test_soup_refuses_different_architectures(tiny_run, tmp_path):
-    from inference.soup import average_checkpoints
+    from inference.training.soup import average_checkpoints
 
     other = MultiTaskModel.tiny(vocab_size=1000).save(tmp_path / "other", tiny_run / "best")
     with pytest.raises(ValueError, match="architecture"):

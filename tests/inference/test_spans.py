@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from inference.decode import entity_spans
+from inference.decoding.decode import entity_spans
 from inference.labels import NER_TAGS
-from inference.tickers import find_tickers, merge
+from inference.decoding.tickers import find_tickers, merge
 from inference.tokenize import TextTokenizer, base_model_path, case_id
 
 TRICKY = [
@@ -68,7 +68,7 @@ def test_tickers():
 
 
 def test_ticker_spans_win_over_overlapping_learned_spans():
-    from inference.prediction import EntitySpan
+    from inference.decoding.prediction import EntitySpan
 
     text = "Buy $AAPL says Apple"
     learned = [EntitySpan(4, 9, "ORG", "$AAPL"), EntitySpan(15, 20, "ORG", "Apple")]
@@ -89,9 +89,9 @@ def test_casing_reaches_the_model_inputs(tokenizer):
 
 
 def test_company_linking():
-    from inference.companies import CompanyLinker, build_alias_table
-    from inference.data import default_data_dir
-    from inference.prediction import EntitySpan
+    from inference.linking.companies import CompanyLinker, build_alias_table
+    from inference.training.data import default_data_dir
+    from inference.decoding.prediction import EntitySpan
 
     linker = CompanyLinker.load()
     link = lambda label, text, cid=None: linker.company_of(EntitySpan(0, len(text), label, text, 1.0, cid))  # noqa: E731
@@ -106,8 +106,8 @@ def test_company_linking():
 
 
 def test_learned_spans_inside_urls_lower_case_or_without_letters_are_dropped():
-    from inference.decode import plausible
-    from inference.prediction import EntitySpan
+    from inference.decoding.decode import plausible
+    from inference.decoding.prediction import EntitySpan
 
     text = "Apple & Co: see https://t.co/AbC123 or www.example.com/Apple , ok"  # noqa: ISC
     spans = [EntitySpan(0, 5, "ORG", "Apple"), EntitySpan(6, 7, "ORG", "&"), EntitySpan(16, 21, "ORG", "https"),

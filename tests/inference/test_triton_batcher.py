@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from inference.errors import ModelUnavailable
-from inference.micro_batcher import MicroBatcher
+from inference.serving.micro_batcher import MicroBatcher
 
 
 class Model:

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 from inference.errors import ConfigError, InputError, ModelUnavailable
-from inference.prediction import Prediction
-from inference.predictor import OnnxPredictor
+from inference.decoding.prediction import Prediction
+from inference.serving.predictor import OnnxPredictor
 from inference.settings import ModelSettings
-from inference.triton_client import TritonPredictor
-from inference.triton_repository import latest_version
-from inference.triton_server import free_port
-from inference.triton_settings import TritonSettings
+from inference.serving.triton_client import TritonPredictor
+from inference.serving.triton_repository import latest_version
+from inference.serving.triton_server import free_port
+from inference.serving.triton_settings import TritonSettings
 
 pytestmark = pytest.mark.triton
 TOPIC_CSV = Path("/work/shared/data/twitter_financial_news_topic/topic_train.csv")
@@ -34,7 +34,7 @@ def sample_texts(n: int) -> list[str]:
     """n real financial tweets (shared training data) plus edge cases, deterministic."""
     texts: list[str] = []
     if TOPIC_CSV.is_file():
-        from inference.data import read_topic_csv
+        from inference.training.data import read_topic_csv
 
         pool = [e.text for e in read_topic_csv(TOPIC_CSV)]
         texts = random.Random(11).sample(pool, n - len(EDGE_CASES))
@@ -159,7 +159,7 @@ def test_bad_input_is_rejected(connect) -> None:
 def test_load_predictor_returns_the_triton_client_when_a_url_is_configured(
     triton_server, model_settings_for_tests, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from inference.predictor import load_predictor
+    from inference.serving.predictor import load_predictor
 
     monkeypatch.setenv("FINMON_TRITON_URL", triton_server.grpc_url)
     predictor = load_predictor(model_settings_for_tests)

@@ -15,9 +15,9 @@ from tritonclient.grpc import model_config_pb2 as mc
 from inference.errors import ConfigError
 from inference.settings import REPO_ROOT
 from inference.tensors import INPUTS, MODEL_NAME, NUMPY_DTYPES, OUTPUTS
-from inference.triton_client import check_served_config
-from inference.triton_config import VERSION_PARAMETER, cpu_config, gpu_config, read_config
-from inference.triton_settings import TritonSettings
+from inference.serving.triton_client import check_served_config
+from inference.serving.triton_config import VERSION_PARAMETER, cpu_config, gpu_config, read_config
+from inference.serving.triton_settings import TritonSettings
 
 GPU = REPO_ROOT / "models" / "triton" / MODEL_NAME / "config.pbtxt"
 CPU = REPO_ROOT / "models" / "triton_cpu" / MODEL_NAME / "config.pbtxt"
@@ -82,7 +82,7 @@ def test_tensorrt_option_is_valid_triton_config() -> None:
     (accelerator,) = config.optimization.execution_accelerators.gpu_execution_accelerator
     assert accelerator.name == "tensorrt" and accelerator.parameters["precision_mode"] == "FP16"
     with pytest.raises(ValueError):
-        from inference.triton_config import model_config
+        from inference.serving.triton_config import model_config
 
         model_config("cpu", tensorrt=True)
 
@@ -90,7 +90,7 @@ def test_tensorrt_option_is_valid_triton_config() -> None:
 def test_exported_onnx_graph_has_the_contract_tensors(model_repository: Path) -> None:
     import onnx
 
-    from inference.triton_repository import latest_version
+    from inference.serving.triton_repository import latest_version
 
     graph = onnx.load(str(latest_version(model_repository).path / "model.onnx"), load_external_data=False).graph
     onnx_types = {"int64": onnx.TensorProto.INT64, "float32": onnx.TensorProto.FLOAT}

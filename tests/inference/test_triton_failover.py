@@ -15,10 +15,10 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from inference.errors import ModelUnavailable
-from inference.resilience import BreakerState
-from inference.triton_client import TritonPredictor
-from inference.triton_server import TritonServer
-from inference.triton_settings import TritonSettings
+from inference.serving.resilience import BreakerState
+from inference.serving.triton_client import TritonPredictor
+from inference.serving.triton_server import TritonServer
+from inference.serving.triton_settings import TritonSettings
 
 pytestmark = pytest.mark.triton
 STREAM_SIZE = int(os.environ.get("FINMON_TEST_TRITON_STREAM_SIZE", "1500"))

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from inference.errors import InferenceError, ModelUnavailable
-from inference.resilience import BreakerState, CircuitBreaker, RetryPolicy, call_with_retries
+from inference.serving.resilience import BreakerState, CircuitBreaker, RetryPolicy, call_with_retries
 
 
 class Clock:

@@ -15,9 +15,9 @@ import pytest
 
 from finmon.cli import main
 from inference.errors import ModelUnavailable
-from inference.triton_config import VERSION_PARAMETER, read_config
-from inference.triton_repository import assemble_cpu_repository, latest_version
-from inference.triton_server import TritonServer
+from inference.serving.triton_config import VERSION_PARAMETER, read_config
+from inference.serving.triton_repository import assemble_cpu_repository, latest_version
+from inference.serving.triton_server import TritonServer
 
 pytestmark = pytest.mark.triton
 FINMON = str(Path(sys.executable).parent / "finmon")

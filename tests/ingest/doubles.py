@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from inference.errors import InferenceError, ModelUnavailable
 from inference.labels import SENTIMENTS, TOPICS
-from inference.prediction import EntitySpan, Prediction
+from inference.decoding.prediction import EntitySpan, Prediction
 from ingest.store import Store, StoreUnavailable
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from inference.errors import FinmonError
-from inference.prediction import EntitySpan, Prediction
+from inference.decoding.prediction import EntitySpan, Prediction
 from ingest.records import SCHEMA_VERSION, DeadLetter, EnrichedDocument, RawDocument, RecordError
 
 GOOD = {

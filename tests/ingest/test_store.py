@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from inference.labels import ENTITY_TYPES, SENTIMENTS
-from inference.prediction import EntitySpan
+from inference.decoding.prediction import EntitySpan
 from ingest import queries
 from ingest.schema import MIGRATIONS
 from ingest.store import (

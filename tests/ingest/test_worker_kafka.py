@@ -19,7 +19,7 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
-from inference.predictor import Predictor
+from inference.serving.predictor import Predictor
 from ingest.metrics import IngestMetrics
 from ingest.settings import IngestSettings
 from ingest.store import Store
@@ -39,7 +39,7 @@ def stream():
 
 @pytest.fixture(scope="module")
 def predictor() -> Predictor:
-    from inference.predictor import load_predictor
+    from inference.serving.predictor import load_predictor
 
     return load_predictor()  # the real shipped model, as the worker subprocess loads it
 

@@ -1,7 +1,7 @@
 """Triton Python-backend model ``finmon_mtl``: runs the exported ``model.onnx`` through onnxruntime on CPU.
 
 The tritonserver bundled in nvidia-pytriton ships only the Python backend, so this file stands in for the
-onnxruntime backend of production (same model name, tensors and dtypes; see inference/triton_config.py).
+onnxruntime backend of production (same model name, tensors and dtypes; see inference/serving/triton_config.py).
 ``finmon triton repo`` places it next to ``model.onnx`` in each version folder. It depends only on numpy,
 onnxruntime and Triton's ``triton_python_backend_utils``; it must not import finmon.
 

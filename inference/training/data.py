@@ -114,7 +114,7 @@ SOURCE_LABEL_SPACE: dict[str, str] = {
     "twitter_sentiment": "sentiment",
     "phrasebank": "sentiment",
     "fiqa": "sentiment",
-    "pseudo": "sentiment",  # inference.teacher
+    "pseudo": "sentiment",  # inference.training.teacher
 }
 
 _DOCSTART = "-DOCSTART-"

@@ -14,13 +14,13 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from inference.decode import decode
+from inference.decoding.decode import decode
 from inference.errors import ConfigError, InputError
-from inference.prediction import Prediction
+from inference.decoding.prediction import Prediction
 from inference.settings import ModelSettings, model_settings
 from inference.tensors import OUTPUTS
 from inference.tokenize import Batch, TextTokenizer
-from inference.triton_repository import METADATA_FILE
+from inference.serving.triton_repository import METADATA_FILE
 
 
 @runtime_checkable
@@ -60,7 +60,7 @@ class OnnxPredictor:
         self._outputs = [s.name for s in OUTPUTS]
 
     def run(self, batch: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Raw logits for one tokenised batch (the ``Runner`` interface of inference.evaluate)."""
+        """Raw logits for one tokenised batch (the ``Runner`` interface of inference.evaluation.evaluate)."""
         topic, sentiment, tokens = self.session.run(self._outputs, batch.arrays())
         return topic, sentiment, tokens
 
@@ -85,14 +85,14 @@ class OnnxPredictor:
 def load_predictor(settings: ModelSettings | None = None) -> Predictor:
     """The configured predictor: the Triton client when a Triton URL is set, else in-process onnxruntime."""
     settings = settings or model_settings()
-    from inference.triton_settings import triton_settings
+    from inference.serving.triton_settings import triton_settings
 
     triton = triton_settings()
     if triton.url:
-        from inference.triton_client import TritonPredictor
+        from inference.serving.triton_client import TritonPredictor
 
         return TritonPredictor.from_settings(triton, settings)
-    from inference.triton_repository import exported_versions, latest_version
+    from inference.serving.triton_repository import exported_versions, latest_version
 
     if settings.version:
         matches = [v for v in exported_versions(settings.repository, settings.name) if str(v.number) == settings.version]

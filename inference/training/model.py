@@ -10,13 +10,19 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 import torch
 from torch import nn
 from transformers import BertConfig, BertModel
 
 from inference.labels import NER_TAGS, SENTIMENTS, TOPICS
-from inference.tokenize import CASES, TOKENIZER_FILE, base_model_path
+from inference.tokenize import CASES, TOKENIZER_FILE, Batch, base_model_path
+
+if TYPE_CHECKING:
+    from inference.evaluation.evaluate import Runner
 
 WEIGHTS_FILE = "model.pt"
 CONFIG_FILE = "encoder_config.json"
@@ -83,3 +89,14 @@ def _widen_token_types(encoder: BertModel) -> None:
         new.weight.copy_(old.weight[0].expand(len(CASES), -1))
     encoder.embeddings.token_type_embeddings = new
     encoder.config.type_vocab_size = len(CASES)
+
+
+def torch_runner(model: MultiTaskModel) -> "Runner":
+    """A runner (see inference.evaluation.evaluate) over a torch model, no gradients."""
+
+    def run(batch: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        with torch.inference_mode():
+            outs = model(*(torch.from_numpy(a) for a in batch.arrays().values()))
+        return tuple(o.float().numpy() for o in outs)  # type: ignore[return-value]
+
+    return run

@@ -19,7 +19,7 @@ from pathlib import Path
 from inference.errors import ConfigError
 from inference.settings import REPO_ROOT
 from inference.tensors import MODEL_NAME
-from inference.triton_config import VERSION_PARAMETER, read_config, render, write_config
+from inference.serving.triton_config import VERSION_PARAMETER, read_config, render, write_config
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Entity linking: ORG and TICKER spans -> a company id (its primary ticker symbol).
 
-The alias table ships with the package (``inference/resources/company_aliases.json.gz``), built by
+The alias table ships with the package (``inference/linking/resources/company_aliases.json.gz``), built by
 ``scripts/company_aliases.py`` from the MIT-licensed ticker-sniffer alias list in ../shared/data/companies:
 official names and alternate names, normalised (case, punctuation, legal suffixes such as "Inc." or "plc").
 Only exact normalised matches link: a wrong link would put one company's bad news on another's alert.
@@ -16,7 +16,7 @@ from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
-from inference.prediction import EntitySpan
+from inference.decoding.prediction import EntitySpan
 
 ALIASES_FILE = Path(__file__).parent / "resources" / "company_aliases.json.gz"
 _SUFFIXES = {"inc", "incorporated", "corp", "corporation", "co", "company", "ltd", "limited", "plc", "llc", "lp",

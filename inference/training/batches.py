@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from inference.data import TextExample, TokenExample
+from inference.training.data import TextExample, TokenExample
 from inference.labels import IGNORE_INDEX, NER_TAGS
 from inference.tokenize import Batch, TextTokenizer
 

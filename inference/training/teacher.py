@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from inference.data import TWITTER_SENTIMENT_MAP
+from inference.training.data import TWITTER_SENTIMENT_MAP
 from inference.labels import SENTIMENTS
 
 CSV_LABEL = {name: n for n, name in TWITTER_SENTIMENT_MAP.items()}  # the sentiment set's CSV labels
@@ -27,10 +27,10 @@ def sentiment_probs(checkpoints: Sequence[Path], texts: Sequence[str], batch_siz
     """Mean softmax of the sentiment head over ``checkpoints`` (training folders with model.pt); [N, 3]."""
     import torch
 
-    from inference.evaluate import HEAD, length_batches
-    from inference.model import MultiTaskModel
+    from inference.evaluation.evaluate import HEAD, length_batches
+    from inference.training.model import MultiTaskModel
     from inference.tokenize import TextTokenizer
-    from inference.train import torch_runner
+    from inference.training.model import torch_runner
 
     total = np.zeros((len(texts), len(SENTIMENTS)))
     for ckpt in checkpoints:
@@ -59,7 +59,7 @@ def write_pseudo_labels(texts: Sequence[str], probs: np.ndarray, out: Path, min_
 def label_topic_tweets(checkpoints: Sequence[Path], out: Path, *, data_dir: Path | None = None,
                        min_confidence: float = 0.0, seed: int = 13, dev_fraction: float = 0.1) -> int:
     """`finmon pseudo-label`: label the topic set's training split (same split as ``finmon train``)."""
-    from inference.recipe import TrainConfig, load_splits
+    from inference.training.recipe import TrainConfig, load_splits
 
     cfg = TrainConfig(tasks=("topic",), seed=seed, dev_fraction=dev_fraction)
     if data_dir:

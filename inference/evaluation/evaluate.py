@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from inference.data import TextExample, TokenExample
+from inference.training.data import TextExample, TokenExample
 from inference.labels import NER_TAGS
 from inference.tokenize import Batch, TextTokenizer
 
@@ -95,13 +95,12 @@ def evaluate_files(model: Path | None = None, *, topic_csv: Path | None = None, 
 
     ``model`` may also be a training checkpoint folder (model.pt), evaluated with torch.
     """
-    from inference import data as D
+    from inference.training import data as D
     from inference.labels import SENTIMENTS, TOPICS
-    from inference.predictor import OnnxPredictor, load_predictor
+    from inference.serving.predictor import OnnxPredictor, load_predictor
 
     if model is not None and (Path(model) / "model.pt").is_file():
-        from inference.model import MultiTaskModel
-        from inference.train import torch_runner
+        from inference.training.model import MultiTaskModel, torch_runner
 
         run: Runner = torch_runner(MultiTaskModel.load(model))
         tokenizer, version = TextTokenizer.from_dir(model), f"checkpoint:{model}"
@@ -119,7 +118,7 @@ def evaluate_files(model: Path | None = None, *, topic_csv: Path | None = None, 
     if conll:
         result["ner_conll"] = evaluate_ner(run, tokenizer, D.read_conll(conll))
     if dev:  # the dev splits the training recipe carves from train (same seed, same split)
-        from inference.recipe import TrainConfig, load_splits
+        from inference.training.recipe import TrainConfig, load_splits
 
         splits = load_splits(TrainConfig())
         result["dev_topic"] = evaluate_text(run, tokenizer, splits["topic"][1], "topic", len(TOPICS))

@@ -8,10 +8,10 @@ from collections.abc import Sequence
 import numpy as np
 from tokenizers import Encoding
 
-from inference.companies import default_linker
+from inference.linking.companies import default_linker
 from inference.labels import NER_TAGS, SENTIMENTS, TOPICS
-from inference.prediction import EntitySpan, Prediction
-from inference.tickers import find_tickers, merge
+from inference.decoding.prediction import EntitySpan, Prediction
+from inference.decoding.tickers import find_tickers, merge
 from inference.tokenize import Batch
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from inference import data as D
+from inference.training import data as D
 
 NER_SOURCES: dict[str, tuple[tuple[str, ...], object]] = {
     "conll": (("conll2003_en/train.txt",), D.read_conll),
@@ -33,7 +33,7 @@ class TrainConfig:
     sampling: str = "proportional"
     ner_sources: tuple[str, ...] = ("conll", "finer")
     sentiment_sources: tuple[str, ...] = ("twitter",)  # "twitter" plus any of EXTRA_SENTIMENT_SOURCES
-    pseudo_labels: Path | None = None  # extra sentiment CSV from `finmon pseudo-label` (inference/teacher.py)
+    pseudo_labels: Path | None = None  # extra sentiment CSV from `finmon pseudo-label` (inference/training/teacher.py)
     epochs: int = 2
     batch_size: int = 32
     lr: float = 1e-4

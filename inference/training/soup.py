@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from inference.model import MultiTaskModel
+from inference.training.model import MultiTaskModel
 
 
 def average_checkpoints(checkpoints: Sequence[Path], out: Path) -> Path:

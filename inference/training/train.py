@@ -18,23 +18,14 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from inference.batches import TaskBatch, TaskData, epoch_plan, stream
-from inference.evaluate import Runner, evaluate_ner, evaluate_text
+from inference.training.batches import TaskBatch, TaskData, epoch_plan, stream
+from inference.evaluation.evaluate import evaluate_ner, evaluate_text
 from inference.labels import IGNORE_INDEX, SENTIMENTS, TOPICS
-from inference.model import MultiTaskModel, base_model_path
-from inference.recipe import TrainConfig, load_splits
+from inference.training.model import MultiTaskModel, base_model_path, torch_runner
+from inference.training.recipe import TrainConfig, load_splits
 from inference.tokenize import Batch, TextTokenizer
 
 log = logging.getLogger(__name__)
-def torch_runner(model: MultiTaskModel) -> Runner:
-    def run(batch: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        with torch.inference_mode():
-            outs = model(*(torch.from_numpy(a) for a in batch.arrays().values()))
-        return tuple(o.float().numpy() for o in outs)  # type: ignore[return-value]
-
-    return run
-
-
 def dev_metrics(model: MultiTaskModel, tokenizer: TextTokenizer, splits: dict) -> dict[str, dict]:
     model.eval()
     run, m = torch_runner(model), {}

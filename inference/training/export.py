@@ -23,11 +23,11 @@ import torch
 from onnx import helper, numpy_helper
 
 from inference.labels import ENTITY_TYPES, NER_TAGS, SENTIMENTS, TOPICS
-from inference.model import MultiTaskModel
+from inference.training.model import MultiTaskModel
 from inference.tensors import INPUTS, MODEL_NAME, OUTPUTS
 from inference.tokenize import CASES, TOKENIZER_FILE
-from inference.triton_config import gpu_config, write_config
-from inference.triton_repository import GPU_REPOSITORY, METADATA_FILE
+from inference.serving.triton_config import gpu_config, write_config
+from inference.serving.triton_repository import GPU_REPOSITORY, METADATA_FILE
 
 log = logging.getLogger(__name__)
 MIN_QUANT_SIZE = 4096  # smaller tensors (biases, LayerNorm) stay fp32

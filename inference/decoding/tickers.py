@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from inference.prediction import EntitySpan
+from inference.decoding.prediction import EntitySpan
 
 _PATTERNS = (
     # $TSLA, $BRK.B, $spy (social posts often lower-case them); not $100 or $1.5bn, not inside a word.

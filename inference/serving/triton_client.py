@@ -1,9 +1,9 @@
 """``TritonPredictor``: the ``Predictor`` that sends documents to a Triton server.
 
 Texts are tokenised HERE (``inference.tokenize``, keeping character offsets) and turned into ``Prediction``
-objects HERE (``inference.decode``), exactly as the in-process predictor does; Triton only runs the network.
+objects HERE (``inference.decoding.decode``), exactly as the in-process predictor does; Triton only runs the network.
 Concurrent callers are batched (``MicroBatcher``); each request goes through retries with backoff and a circuit
-breaker (``inference.resilience``), so a dead server costs callers one fast ``ModelUnavailable``.
+breaker (``inference.serving.resilience``), so a dead server costs callers one fast ``ModelUnavailable``.
 
 The asyncio machinery (gRPC channel, batcher) lives on a private event-loop thread: ``apredict`` works from any
 event loop (faust's, a test's), ``predict`` from plain threads, and all callers share one batcher.
@@ -22,18 +22,18 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from inference.decode import decode
+from inference.decoding.decode import decode
 from inference.errors import ConfigError, InputError, ModelUnavailable
-from inference.micro_batcher import MicroBatcher
-from inference.prediction import Prediction
-from inference.resilience import CircuitBreaker, RetryPolicy, call_with_retries
+from inference.serving.micro_batcher import MicroBatcher
+from inference.decoding.prediction import Prediction
+from inference.serving.resilience import CircuitBreaker, RetryPolicy, call_with_retries
 from inference.settings import ModelSettings
 from inference.tensors import INPUTS, OUTPUTS, TensorSpec
 from inference.tokenize import TextTokenizer
-from inference.triton_config import VERSION_PARAMETER
-from inference.triton_repository import exported_versions
-from inference.triton_settings import TritonSettings
-from inference.triton_transport import TritonTransport
+from inference.serving.triton_config import VERSION_PARAMETER
+from inference.serving.triton_repository import exported_versions
+from inference.serving.triton_settings import TritonSettings
+from inference.serving.triton_transport import TritonTransport
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

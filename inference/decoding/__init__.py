@@ -1,0 +1,1 @@
+"""Decoding: model outputs to predictions (labels, scores, entity character spans, rule-based tickers)."""

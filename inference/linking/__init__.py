@@ -1,0 +1,1 @@
+"""Linking: entity spans to ids (companies, tickers; the knowledge graph)."""

@@ -32,7 +32,7 @@ from ingest.metrics import IngestMetrics, default_metrics
 from ingest.normalise import content_hash
 from ingest.records import DeadLetter, EnrichedDocument, RawDocument, RecordError
 from ingest.settings import IngestSettings
-from ingest.store import StoreError, StoreUnavailable
+from ingest.store import StoreError, StoreRefused
 from ingest.validation import Validator
 
 log = logging.getLogger(__name__)
@@ -214,29 +214,26 @@ class Pipeline:
         started = time.perf_counter()
         try:
             await asyncio.to_thread(self._store.write_batch, docs)
-        except StoreUnavailable as exc:
-            raise Backpressure("clickhouse", exc) from exc
-        except StoreError as exc:
+        except StoreRefused as exc:
             await self._write_one_by_one(docs, exc)
+        except StoreError as exc:  # unreachable, or a fault that is not the rows' (missing table, read-only...)
+            raise Backpressure("clickhouse", exc) from exc
         self._metrics.insert_seconds.observe(time.perf_counter() - started)
 
-    async def _write_one_by_one(self, docs: list[EnrichedDocument], batch_error: StoreError) -> None:
-        """Find the documents ClickHouse refuses; if it refuses every one, the fault is not theirs: back off."""
-        failed: list[tuple[EnrichedDocument, StoreError]] = []
+    async def _write_one_by_one(self, docs: list[EnrichedDocument], batch_error: StoreRefused) -> None:
+        """Find the documents ClickHouse refuses (by the error, not by how many fail: a lone document of a
+        timeout flush is refused alone) and dead-letter them; any other error is backpressure."""
+        log.warning("ClickHouse refused a batch of %d (%s); writing one by one", len(docs), batch_error)
         for doc in docs:
             try:
                 await asyncio.to_thread(self._store.write_batch, [doc])
-            except StoreUnavailable as exc:
-                raise Backpressure("clickhouse", exc) from exc
+            except StoreRefused as exc:
+                p = next(p for p in self._batch if p.doc.id == doc.doc_id)
+                reason = f"store_refused:{exc.name or exc.code or 'unknown'}"
+                self._late.append(await self._dead_letter(p.message, reason, str(exc), p.doc))
+                self._drop(p)
             except StoreError as exc:
-                failed.append((doc, exc))
-        if len(failed) == len(docs):
-            raise Backpressure("clickhouse", batch_error) from batch_error
-        for doc, exc in failed:
-            p = next(p for p in self._batch if p.doc.id == doc.doc_id)
-            reason = f"store_error:{exc.name or exc.code or 'unknown'}"
-            self._late.append(await self._dead_letter(p.message, reason, str(exc), p.doc))
-            self._drop(p)
+                raise Backpressure("clickhouse", exc) from exc
 
     async def _dead_letter(self, message: Message, reason: str, error: str, doc: RawDocument | None = None) -> Result:
         letter = DeadLetter.for_payload(message.value, reason=reason, error=error, topic=message.topic,

@@ -21,6 +21,8 @@ ENTITY_MINUTE = "entity_sentiment_minute"
 MIGRATIONS_TABLE = "schema_migrations"
 TOPIC_MINUTE_MV = f"{TOPIC_MINUTE}_mv"
 ENTITY_MINUTE_MV = f"{ENTITY_MINUTE}_mv"
+PREDICTION_WRITES = "prediction_writes"
+PREDICTION_WRITES_MV = f"{PREDICTION_WRITES}_mv"
 
 
 class Migration(NamedTuple):
@@ -141,4 +143,27 @@ GROUP BY minute, entity_key, label, company_id, sentiment
 """,
 )
 
+# An audit log of every prediction insert (a plain MergeTree: it keeps every copy, never merges two into one), so
+# that a double write, which the ReplacingMergeTree base tables and the uniqExact aggregates hide by design, can
+# still be seen: `count()` per doc_id above 1 is a document predicted and counted twice. Kept 30 days.
+_V4 = (
+    f"""
+CREATE TABLE IF NOT EXISTS {{db}}.{PREDICTION_WRITES} (
+    doc_id String,
+    model_version LowCardinality(String),
+    topic LowCardinality(String),
+    sentiment LowCardinality(String),
+    ingested_at DateTime64(3, 'UTC')
+) ENGINE = MergeTree
+PARTITION BY toYYYYMMDD(ingested_at)
+ORDER BY (doc_id, ingested_at)
+TTL toDateTime(ingested_at) + INTERVAL 30 DAY
+""",
+    f"""
+CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.{PREDICTION_WRITES_MV} TO {{db}}.{PREDICTION_WRITES} AS
+SELECT doc_id, model_version, topic, sentiment, ingested_at FROM {{db}}.{PREDICTIONS}
+""",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (Migration(1, "base tables and per-minute aggregates", _V1),)
+MIGRATIONS += (Migration(4, "prediction_writes: an audit log of every prediction insert", _V4),)

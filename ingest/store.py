@@ -18,7 +18,7 @@ from typing import Any
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
-from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalError
+from clickhouse_connect.driver.exceptions import ClickHouseError, DataError, OperationalError
 
 from inference.errors import FinmonError
 from inference.decoding.prediction import EntitySpan
@@ -30,6 +30,7 @@ from ingest.schema import (  # noqa: F401  (re-exported: the table names are imp
     MIGRATIONS,
     MIGRATIONS_DDL,
     MIGRATIONS_TABLE,
+    PREDICTION_WRITES,
     PREDICTIONS,
     TOPIC_MINUTE,
 )
@@ -39,6 +40,23 @@ log = logging.getLogger(__name__)
 TICKER = "TICKER"  # the rule-based cashtag entity type of inference.labels.ENTITY_TYPES
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _SPACES = re.compile(r"\s+")
+# ClickHouse error codes that blame the rows themselves (a value it cannot parse or hold, a violated constraint):
+# retrying the same rows cannot succeed, so they are dead-lettered instead of backed off on.
+REFUSED_CODES = frozenset({
+    6,  # CANNOT_PARSE_TEXT
+    27,  # CANNOT_PARSE_INPUT_ASSERTION_FAILED
+    38,  # CANNOT_PARSE_DATE
+    41,  # CANNOT_PARSE_DATETIME
+    53,  # TYPE_MISMATCH
+    69,  # ARGUMENT_OUT_OF_BOUND
+    70,  # CANNOT_CONVERT_TYPE
+    72,  # CANNOT_PARSE_NUMBER
+    117,  # INCORRECT_DATA
+    131,  # TOO_LARGE_STRING_SIZE
+    321,  # VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
+    349,  # CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN
+    469,  # VIOLATED_CONSTRAINT
+})
 
 DOCUMENT_COLUMNS = (
     "doc_id", "source", "kind", "published_at", "title", "text", "url", "author", "lang", "meta", "content_hash",
@@ -67,6 +85,10 @@ class StoreUnavailable(StoreError):
     """ClickHouse cannot be reached (server down, embedded data dir locked by another process): back off, retry."""
 
 
+class StoreRefused(StoreError):
+    """ClickHouse refused the rows themselves (``REFUSED_CODES``, or a value the client cannot encode)."""
+
+
 def entity_key(span: EntitySpan) -> str:
     """The key entities are counted under: the linked company id, else the casefolded surface form.
 
@@ -91,6 +113,8 @@ def _errors(action: str) -> Iterator[None]:
         code, name = getattr(exc, "code", None), getattr(exc, "name", None)
         if "Unable to open the chdb engine" in str(exc):
             raise StoreUnavailable(f"{action}: {exc} (is another process using this data dir?)", code=code) from exc
+        if code in REFUSED_CODES or (code is None and isinstance(exc, DataError)):
+            raise StoreRefused(f"{action}: {exc}", code=code, name=name) from exc
         raise StoreError(f"{action}: {exc}", code=code, name=name) from exc
 
 
@@ -164,17 +188,41 @@ class Store:
         raises, nothing is lost by retrying the whole batch: rows already written are replaced, not added.
         ``documents`` is written LAST: a document id found there (the worker seeds its dedup from it after a crash
         and skips those ids) means its predictions, mentions and aggregate rows are all in.
+
+        The FIRST prediction of a document wins: a replay (crash before the offset commit, rebalance) may
+        re-predict a document differently (another model version, another server), and writing that again
+        would count it under both labels in the per-minute aggregates. So predictions already stored are not
+        written again, and mentions of a document whose prediction is stored carry that prediction's labels.
         """
         unique = list({d.doc.id: d for d in docs}.values())
         if not unique:
             return
-        mentions = [row for d in unique for row in _mention_rows(d)]
         with _errors(f"writing {len(unique)} documents"):
-            self._client.insert(PREDICTIONS, [_prediction_row(d) for d in unique], column_names=PREDICTION_COLUMNS)
+            predicted, mentioned = self._earlier_writes([d.doc.id for d in unique])
+            fresh = [d for d in unique if d.doc.id not in predicted]
+            mentions = [row for d in unique if d.doc.id not in mentioned
+                        for row in _mention_rows(d, predicted.get(d.doc.id))]
+            if fresh:
+                self._client.insert(PREDICTIONS, [_prediction_row(d) for d in fresh], column_names=PREDICTION_COLUMNS)
             if mentions:
                 self._client.insert(ENTITY_MENTIONS, mentions, column_names=MENTION_COLUMNS)
             self._client.insert(DOCUMENTS, [_document_row(d) for d in unique], column_names=DOCUMENT_COLUMNS)
+        if len(fresh) < len(unique):
+            log.info("%d of %d documents were predicted and stored before (a replay): kept their first prediction",
+                     len(unique) - len(fresh), len(unique))
         log.debug("wrote %d documents, %d entity mentions", len(unique), len(mentions))
+
+    def _earlier_writes(self, ids: list[str]) -> tuple[dict[str, tuple[str, str]], set[str]]:
+        """Of ``ids``: {id: (topic, sentiment)} of those with a stored prediction, and those with stored mentions."""
+        result = self._client.query(
+            f"SELECT 'p' AS what, doc_id, any(topic) AS topic, any(sentiment) AS sentiment FROM {PREDICTIONS} "
+            "WHERE doc_id IN {ids:Array(String)} GROUP BY doc_id "
+            f"UNION ALL SELECT 'm' AS what, doc_id, '' AS topic, '' AS sentiment FROM {ENTITY_MENTIONS} "
+            "WHERE doc_id IN {ids:Array(String)} GROUP BY doc_id",
+            parameters={"ids": ids},
+        )
+        predicted = {row[1]: (row[2], row[3]) for row in result.result_rows if row[0] == "p"}
+        return predicted, {row[1] for row in result.result_rows if row[0] == "m"}
 
     # -- reads ----------------------------------------------------------------------------------------------------
 
@@ -212,12 +260,14 @@ def _prediction_row(d: EnrichedDocument) -> list[Any]:
     ]
 
 
-def _mention_rows(d: EnrichedDocument) -> Iterator[list[Any]]:
+def _mention_rows(d: EnrichedDocument, labels: tuple[str, str] | None = None) -> Iterator[list[Any]]:
+    """Mention rows of ``d``, under ``labels`` (topic, sentiment) when given, else under its own prediction's."""
     p, doc = d.prediction, d.doc
+    topic, sentiment = labels or (p.topic, p.sentiment)
     for e in p.entities:
         yield [
-            doc.id, doc.published_at, doc.source, doc.kind, p.topic, e.start, e.end, e.label, e.text, entity_key(e),
-            e.company_id or "", e.score, p.sentiment, d.ingested_at,
+            doc.id, doc.published_at, doc.source, doc.kind, topic, e.start, e.end, e.label, e.text, entity_key(e),
+            e.company_id or "", e.score, sentiment, d.ingested_at,
         ]
 
 

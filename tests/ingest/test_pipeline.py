@@ -199,3 +199,38 @@ async def test_a_discarded_batch_is_not_a_duplicate_when_redelivered(parts, stor
     assert again is None
     await pipeline.flush()
     assert stored_ids(store) == ["a"]
+
+
+REFUSE = "CHECK positionCaseInsensitive(text, 'refuse-me') = 0"
+
+
+@pytest.mark.parametrize("company", [0, 2], ids=["alone", "among-others"])
+async def test_a_row_clickhouse_refuses_is_dead_lettered_not_backed_off_on(parts, store: Store, company: int) -> None:
+    """A refused document alone in its (timeout) flush must not look like an outage and stall its partition."""
+    pipeline, _, letters, _, metrics = parts
+    store.command(f"ALTER TABLE {DOCUMENTS} ADD CONSTRAINT refuse {REFUSE}")
+    feed = Feeder(pipeline)
+    for i in range(company):
+        await feed(raw(f"ok{i}", f"Fine document {i}"))
+    await feed(raw("bad", "Please refuse-me"))
+    results = await pipeline.flush()
+    assert sorted((r.outcome.value, r.reason or "") for r in results) == sorted(
+        [("dead_letter", "store_refused:VIOLATED_CONSTRAINT")] + [("stored", "")] * company)
+    assert stored_ids(store) == [f"ok{i}" for i in range(company)]
+    assert pipeline.positions == {("news.raw", 0): company + 1}  # the partition moves on
+    (topic, letter), = letters.letters
+    assert topic == "news.dlq" and letter.offset == company and "VIOLATED_CONSTRAINT" in letter.error
+    assert metrics.registry.get_sample_value("finmon_backpressure_pauses_total", {"cause": "clickhouse"}) is None
+
+
+async def test_a_store_error_that_is_not_the_rows_fault_is_backpressure(parts, store: Store) -> None:
+    pipeline, _, letters, _, _ = parts
+    feed = Feeder(pipeline)
+    await feed(raw("a", "Nothing wrong with me"))
+    store.command(f"RENAME TABLE {DOCUMENTS} TO documents_away")  # a missing table: an operator's fault
+    with pytest.raises(Backpressure) as info:
+        await pipeline.flush()
+    assert info.value.cause == "clickhouse" and pipeline.positions == {} and not letters.letters
+    store.command(f"RENAME TABLE documents_away TO {DOCUMENTS}")
+    await pipeline.flush()
+    assert stored_ids(store) == ["a"] and pipeline.positions == {("news.raw", 0): 1}

@@ -16,9 +16,11 @@ from ingest.schema import MIGRATIONS
 from ingest.store import (
     DOCUMENTS,
     ENTITY_MENTIONS,
+    PREDICTION_WRITES,
     PREDICTIONS,
     Store,
     StoreError,
+    StoreRefused,
     TICKER,
     StoreUnavailable,
     entity_key,
@@ -91,11 +93,89 @@ def test_replays_in_different_batch_splits_never_double_count(any_store: Store) 
     for i in range(0, len(replay), 37):
         store.write_batch(replay[i:i + 37] + replay[i:i + 3])
     # the replays really reached ClickHouse (the unmerged base table holds the copies) ...
-    assert store.query(f"SELECT count() AS n FROM {PREDICTIONS}")[0]["n"] > len(docs)
+    assert store.query(f"SELECT count() AS n FROM {DOCUMENTS}")[0]["n"] > len(docs)
+    # ... but predictions stored before are not written again (the first prediction wins) ...
+    assert store.query(f"SELECT count() AS n FROM {PREDICTION_WRITES}")[0]["n"] == len(docs)
     # ... and no answer changed
     assert _all_answers(store) == once
     store.command(f"OPTIMIZE TABLE {PREDICTIONS} FINAL")  # merges must not change answers either
     assert _all_answers(store) == once
+
+
+def _flipped(d):
+    """The same document re-predicted differently (another model version after a crash): other labels."""
+    p = d.prediction
+    topic = {"Markets": "Macro", "Macro": "IPO", "IPO": "Markets"}[p.topic]
+    sentiment = SENTIMENTS[(SENTIMENTS.index(p.sentiment) + 1) % len(SENTIMENTS)]
+    ents = tuple((e.text, e.label, e.company_id) for e in p.entities)
+    return enriched(d.doc.id, d.doc.published_at, topic=topic, sentiment=sentiment, source=d.doc.source,
+                    kind=d.doc.kind, entities=ents, model_version="test-2", text=d.doc.text)
+
+
+def _labels_counted(store: Store) -> tuple[dict, dict]:
+    topics = {(r["topic"], r["sentiment"]): r["docs"] for r in queries.topic_counts(store, bucket_seconds=None)}
+    entities = {(r["entity_key"], r["sentiment"]): r["docs"] for r in queries.entity_counts(store, bucket_seconds=None)}
+    return topics, entities
+
+
+def _expected_labels(docs: list) -> tuple[dict, dict]:
+    topics: dict = {}
+    entities: dict = {}
+    for d in docs:
+        key = (d.prediction.topic, d.prediction.sentiment)
+        topics[key] = topics.get(key, 0) + 1
+        for k in {entity_key(e) for e in d.prediction.entities}:
+            entities[(k, d.prediction.sentiment)] = entities.get((k, d.prediction.sentiment), 0) + 1
+    return topics, entities
+
+
+@pytest.mark.parametrize("crash_after", [None, 1, 2], ids=["after-commit-window", "after-predictions",
+                                                            "after-mentions"])
+def test_a_replay_predicted_differently_is_counted_under_its_first_labels_only(
+    any_store: Store, crash_after: int | None
+) -> None:
+    """A crash before the offset commit replays a batch; the model may now predict other labels. Whatever insert
+    of ``write_batch`` the crash interrupted, each document is counted once, under the labels first stored."""
+    store = any_store
+    docs = _corpus(90, seed=11)
+    if crash_after is None:  # every insert done, the offsets not yet committed
+        store.write_batch(docs)
+    else:
+        real, done = store._client.insert, []
+
+        def crashing(table, *args, **kwargs):
+            if len(done) == crash_after:
+                raise ConnectionError("the worker died here")
+            done.append(table)
+            return real(table, *args, **kwargs)
+
+        store._client.insert = crashing
+        with pytest.raises(ConnectionError):
+            store.write_batch(docs)
+        store._client.insert = real
+        assert done[0] == PREDICTIONS
+    replay = [_flipped(d) for d in docs]
+    assert _expected_labels(replay) != _expected_labels(docs)
+    store.write_batch(replay)
+    assert _labels_counted(store) == _expected_labels(docs)
+    assert queries.document_count(store) == len(docs)
+    writes = store.query(f"SELECT doc_id, count() AS n FROM {PREDICTION_WRITES} GROUP BY doc_id HAVING n > 1")
+    assert writes == [] and store.query(f"SELECT count() AS n FROM {PREDICTION_WRITES}")[0]["n"] == len(docs)
+    mentions = store.query(f"SELECT DISTINCT doc_id, sentiment FROM {ENTITY_MENTIONS} FINAL")
+    first = {d.doc.id: d.prediction.sentiment for d in docs}
+    assert mentions and all(first[m["doc_id"]] == m["sentiment"] for m in mentions)
+
+
+def test_refused_rows_are_told_from_other_errors(any_store: Store) -> None:
+    store = any_store
+    store.command(f"ALTER TABLE {DOCUMENTS} ADD CONSTRAINT refuse CHECK positionCaseInsensitive(text, 'refuse-me') = 0")
+    with pytest.raises(StoreRefused) as info:
+        store.write_batch([enriched("r", T0, text="please refuse-me")])
+    assert info.value.code == 469 and info.value.name == "VIOLATED_CONSTRAINT"
+    store.command(f"DROP TABLE {DOCUMENTS}")
+    with pytest.raises(StoreError) as other:
+        store.write_batch([enriched("s", T0)])
+    assert other.value.code == 60 and not isinstance(other.value, StoreRefused | StoreUnavailable)
 
 
 def test_counts_match_what_was_written(any_store: Store) -> None:

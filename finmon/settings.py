@@ -29,8 +29,10 @@ def _default(field: Any) -> str:
     if isinstance(value, SecretStr) or "secret" in str(field.annotation).lower():
         return "(secret, unset)" if not value else "(secret)"
     text = str(value) if value not in (None, "") else "–"
-    from inference.settings import REPO_ROOT
+    from inference.settings import DEFAULT_HOME, REPO_ROOT
 
+    # the same table whatever FINMON_HOME this machine sets (README.md embeds it, and a test compares)
+    text = text.replace(str(DEFAULT_HOME), "$FINMON_HOME")
     text = text.replace(str(REPO_ROOT), "<checkout>").replace(str(Path.home()), "~")
     return text if len(text) <= 60 else text[:57] + "..."
 

@@ -110,6 +110,8 @@ class Worker:
                     if not await self._retrying(lambda m=message: self._feed(m), stop):  # type: ignore[misc]
                         break  # the partition was revoked meanwhile: its next owner consumes the rest
                     fed += 1
+                    if self.pipeline.should_flush():  # retried on its own: a retry must not feed the message again
+                        await self._retrying(self._flush_and_commit, stop)
             if self.pipeline.should_flush() or not self.pipeline.pending:  # an empty flush commits dead letters
                 await self._retrying(self._flush_and_commit, stop)
             self._update_lag()
@@ -119,18 +121,18 @@ class Worker:
                 return
 
     async def _feed(self, message: Message) -> bool:
-        """Feed one message of a partition this worker still owns (False when it does not), flushing when due.
+        """Feed one message of a partition this worker still owns (False when it does not).
 
         The lock keeps the rebalance listener, which aiokafka runs in its own task, from flushing the batch while
-        a message is being added to it.
+        a message is being added to it. ``Backpressure`` here means the message was not admitted (dead-letter
+        topic down): feeding it again is right. A flush is NOT done here: when it failed, the retry would feed
+        the admitted message a second time (counted as a duplicate of itself, a bad one dead-lettered twice).
         """
         assert self.pipeline is not None and self.consumer is not None
         async with self._lock:
             if TopicPartition(message.topic, message.partition) not in self.consumer.assignment():
                 return False
             await self.pipeline.feed(message)
-            if self.pipeline.should_flush():
-                await self._flush_and_commit_locked()
             return True
 
     async def _flush_and_commit(self) -> None:

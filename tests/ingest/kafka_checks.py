@@ -11,7 +11,8 @@ from ingest import queries
 from ingest.produce import kafka_producer, replay
 from ingest.records import DeadLetter
 from ingest.settings import IngestSettings
-from ingest.store import DOCUMENTS, PREDICTIONS, Store
+from ingest.metrics import IngestMetrics
+from ingest.store import DOCUMENTS, PREDICTION_WRITES, PREDICTIONS, Store
 from tests.fixtures.kafka import IngestTopics
 from tests.ingest.stream_data import Stream
 
@@ -79,6 +80,10 @@ def check_store(store: Store, stream: Stream, model_version: str, one_worker: bo
     assert stored <= stream.expected_ids | {i for pair in stream.reposts for i in pair}
     if one_worker:
         assert len(stored) == len(stream.expected_ids) + len(stream.reposts)
+    # what FINAL and uniqExact hide: each stored document was predicted (and counted) by one insert only
+    twice = store.query(f"SELECT doc_id, count() AS n FROM {PREDICTION_WRITES} GROUP BY doc_id HAVING n > 1 LIMIT 5")
+    assert not twice, f"documents predicted and written more than once: {twice}"
+    assert store.query(f"SELECT count() AS n FROM {PREDICTION_WRITES}")[0]["n"] == len(stored)
     preds = store.query(f"SELECT doc_id, model_version FROM {PREDICTIONS} FINAL")
     assert {p["doc_id"] for p in preds} == stored and len(preds) == len(stored)
     assert {p["model_version"] for p in preds} == {model_version}
@@ -104,3 +109,32 @@ def check_dead_letters(topics: IngestTopics, stream: Stream, exact: bool) -> Non
     assert Counter(by_origin.values()) == Counter(stream.malformed)
     if exact:
         assert max(origins.values()) == 1 and len(letters) == sum(stream.malformed.values())
+
+
+def outcomes(*metrics: IngestMetrics) -> dict[str, float]:
+    """``finmon_documents_total`` summed by outcome (stored, duplicate, dead_letter) over the given workers."""
+    total: dict[str, float] = {}
+    for m in metrics:
+        for family in m.documents.collect():
+            for sample in family.samples:
+                if sample.name == "finmon_documents_total":
+                    outcome = sample.labels["outcome"]
+                    total[outcome] = total.get(outcome, 0) + sample.value
+    return total
+
+
+def check_no_replay(stream: Stream, stored: int, *metrics: IngestMetrics) -> None:
+    """Across the workers, every produced message was resolved exactly once (none replayed, none lost), and
+    the documents they report stored are the ones in ClickHouse: a batch stored twice would count twice here.
+
+    With one worker the split is exact. Several workers each keep their own dedup memory: a resend (or repost)
+    that lands on another worker than its original is stored again (idempotently), so there "stored" may exceed
+    the distinct documents by at most the resends and reposts of the stream.
+    """
+    got = outcomes(*metrics)
+    assert sum(got.values()) == len(stream.messages), got
+    assert got.get("dead_letter", 0) == sum(stream.malformed.values()), got
+    if len(metrics) == 1:
+        assert got.get("stored", 0) == stored, got
+    else:
+        assert stored <= got.get("stored", 0) <= stored + stream.resent + len(stream.reposts), got

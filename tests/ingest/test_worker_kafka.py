@@ -25,7 +25,7 @@ from ingest.settings import IngestSettings
 from ingest.store import Store
 from ingest.worker import Worker
 from tests.fixtures.kafka import IngestTopics
-from tests.ingest.kafka_checks import check_dead_letters, check_store, consumer_lag, produce
+from tests.ingest.kafka_checks import check_dead_letters, check_no_replay, check_store, consumer_lag, produce
 from tests.ingest.stream_data import MAX_MESSAGE_BYTES, build_stream
 
 pytestmark = pytest.mark.kafka
@@ -63,6 +63,7 @@ async def test_every_valid_document_once_every_malformed_one_dead_lettered_lag_z
     total_stored = sum(value("finmon_documents_total", {"source": s, "kind": k, "outcome": "stored"}) or 0
                        for s, k in (("wire", "news"), ("social", "post")))
     assert total_stored == stored
+    check_no_replay(stream, stored, metrics)
     assert value("finmon_dead_letters_total", {"reason": "not_utf8"}) == stream.malformed["not_utf8"]
 
 

@@ -14,7 +14,7 @@ from ingest.store import Store
 from ingest.worker import Worker
 from tests.fixtures.kafka import IngestTopics
 from tests.ingest.doubles import RulePredictor, SharedStore
-from tests.ingest.kafka_checks import check_dead_letters, check_store, consumer_lag, produce
+from tests.ingest.kafka_checks import check_dead_letters, check_no_replay, check_store, consumer_lag, produce
 from tests.ingest.stream_data import MAX_MESSAGE_BYTES, build_stream
 
 pytestmark = pytest.mark.kafka
@@ -43,6 +43,7 @@ async def test_a_worker_joining_the_group_mid_stream(ingest_topics: IngestTopics
 
     assert stored(first) < len(stream.expected_ids), "the first worker finished before the second joined"
     assert stored(second) > 0, "the second worker never got a partition"
-    check_store(store, stream, RulePredictor.model_version, one_worker=False)
+    stored_docs = check_store(store, stream, RulePredictor.model_version, one_worker=False)
+    check_no_replay(stream, stored_docs, first.metrics, second.metrics)  # what each worker did adds up
     check_dead_letters(ingest_topics, stream, exact=False)
     assert set(consumer_lag(ingest_topics).values()) == {0}

@@ -57,6 +57,7 @@ class Worker:
         self.pipeline: Pipeline | None = None
         self.consuming = False  # for /healthz: started, and not paused by backpressure
         self._committed: dict[tuple[str, int], int] = {}
+        self._rebalances = 0  # records fetched before a rebalance are re-fetched from the committed offsets
         self._lock = asyncio.Lock()  # one pipeline operation at a time (consumer loop vs. rebalance listener)
 
     def ready(self) -> bool:
@@ -103,12 +104,13 @@ class Worker:
         idle_s = 0.0
         while not stop.is_set():
             records = await self.consumer.getmany(timeout_ms=poll_ms)
+            fetched_in = self._rebalances  # no await in between: these records belong to the current assignment
             fed = 0
             for tp, batch in records.items():
                 for record in batch:
                     message = Message(record.value or b"", record.topic, record.partition, record.offset)
-                    if not await self._retrying(lambda m=message: self._feed(m), stop):  # type: ignore[misc]
-                        break  # the partition was revoked meanwhile: its next owner consumes the rest
+                    if not await self._retrying(lambda m=message: self._feed(m, fetched_in), stop):  # type: ignore[misc]
+                        break  # a rebalance meanwhile: this partition's owner consumes the rest from its commit
                     fed += 1
                     if self.pipeline.should_flush():  # retried on its own: a retry must not feed the message again
                         await self._retrying(self._flush_and_commit, stop)
@@ -120,8 +122,11 @@ class Worker:
                 log.info("idle for %.1f s with no lag: exiting", idle_s)
                 return
 
-    async def _feed(self, message: Message) -> bool:
-        """Feed one message of a partition this worker still owns (False when it does not).
+    async def _feed(self, message: Message, fetched_in: int) -> bool:
+        """Feed one message fetched in the current assignment (False when a rebalance came in between).
+
+        After a rebalance the consumer resumes every partition it (still or newly) owns at the committed offset,
+        so the rest of an earlier fetch would be fed twice, even on a partition it kept.
 
         The lock keeps the rebalance listener, which aiokafka runs in its own task, from flushing the batch while
         a message is being added to it. ``Backpressure`` here means the message was not admitted (dead-letter
@@ -130,7 +135,8 @@ class Worker:
         """
         assert self.pipeline is not None and self.consumer is not None
         async with self._lock:
-            if TopicPartition(message.topic, message.partition) not in self.consumer.assignment():
+            if fetched_in != self._rebalances or TopicPartition(message.topic, message.partition) not in \
+                    self.consumer.assignment():
                 return False
             await self.pipeline.feed(message)
             return True
@@ -189,12 +195,14 @@ class Worker:
     async def _on_assigned(self, assigned: list[TopicPartition]) -> None:
         """Start from the group's committed offsets (for the lag gauge; commits are skipped when unchanged)."""
         assert self.consumer is not None
+        self._rebalances += 1
         for tp in assigned:
             offset = await self.consumer.committed(tp)
             if offset is not None:
                 self._committed[(tp.topic, tp.partition)] = offset
 
     async def _on_revoked(self, revoked: list[TopicPartition]) -> None:
+        self._rebalances += 1
         if self.pipeline is None:
             return
         async with self._lock:

@@ -69,20 +69,14 @@ class Worker:
         security = s.kafka_security()
         producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap_servers, client_id=f"{s.client_id}-dlq",
                                     acks="all", enable_idempotence=True, **security)
+        await _started(producer, s.bootstrap_servers)
         consumer = AIOKafkaConsumer(
             bootstrap_servers=s.bootstrap_servers, group_id=s.group_id, client_id=s.client_id,
             enable_auto_commit=False, auto_offset_reset=s.auto_offset_reset, max_poll_records=s.max_poll_records,
             isolation_level="read_committed", **security,
         )
         try:
-            await producer.start()
-        except KafkaError as exc:
-            raise KafkaUnavailable(f"cannot reach Kafka at {s.bootstrap_servers}: {exc}") from exc
-        try:
-            try:
-                await consumer.start()
-            except KafkaError as exc:
-                raise KafkaUnavailable(f"cannot reach Kafka at {s.bootstrap_servers}: {exc}") from exc
+            await _started(consumer, s.bootstrap_servers)
             self.consumer = consumer
             self.pipeline = Pipeline(self._predictor, self._store, KafkaDeadLetters(producer), s, self.metrics,
                                      self._dedup)
@@ -241,3 +235,18 @@ class Worker:
             if end is None or await self.consumer.position(tp) < end:
                 return False
         return True
+
+
+async def _started(client: AIOKafkaProducer | AIOKafkaConsumer, bootstrap: str) -> None:
+    """Start an aiokafka client; if Kafka cannot be reached, close it and raise ONE clear ``KafkaUnavailable``
+    (aiokafka's own connection ERROR lines are muted meanwhile: the caller reports the failure once)."""
+    library = logging.getLogger("aiokafka")
+    level = library.level
+    library.setLevel(logging.CRITICAL)
+    try:
+        await client.start()
+    except KafkaError as exc:
+        await client.stop()
+        raise KafkaUnavailable(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
+    finally:
+        library.setLevel(level)

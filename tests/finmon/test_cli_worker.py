@@ -38,8 +38,12 @@ def _stored_so_far(port: int) -> float:
                if line.startswith("finmon_documents_total{") and 'outcome="stored"' in line)
 
 
-def _errors(log: str) -> list[str]:
-    return [line for line in log.splitlines() if " ERROR " in line or line.startswith("ERROR")]
+def _errors(log: str, own_only: bool = True) -> list[str]:
+    """ERROR lines (of finmon's own loggers with ``own_only``: aiokafka logs a transient ERROR, e.g.
+    GroupCoordinatorNotAvailable while a fresh broker creates its offsets topic, that the worker rides out)."""
+    own = ("ingest", "inference", "finmon", "alerts", "dashboards")
+    return [line for line in log.splitlines() if " ERROR " in line
+            and (not own_only or line.split(" ERROR ", 1)[1].startswith(own))]
 
 
 @pytest.mark.kafka
@@ -47,7 +51,7 @@ def _errors(log: str) -> list[str]:
 def test_sigterm_flushes_commits_and_exits_0_and_the_next_run_replays_nothing(
     ingest_topics: IngestTopics, tmp_path: Path
 ) -> None:
-    stream = build_stream(1500, seed=35)
+    stream = build_stream(800, seed=35)
     produce(ingest_topics, stream.messages)
     port, dsn = _free_port(), f"chdb://{tmp_path / 'chdb'}"
     env = ingest_topics.env(clickhouse_dsn=dsn, max_message_bytes=MAX_MESSAGE_BYTES, batch_size=16,
@@ -57,7 +61,7 @@ def test_sigterm_flushes_commits_and_exits_0_and_the_next_run_replays_nothing(
         first = subprocess.Popen([FINMON, "worker"], env=env, stdout=out, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + 300
-            while _stored_so_far(port) < 300:
+            while _stored_so_far(port) < 150:
                 assert first.poll() is None, first_log.read_text()[-3000:]
                 assert time.monotonic() < deadline, "the worker made no progress"
                 time.sleep(0.1)
@@ -119,7 +123,7 @@ def test_kafka_unreachable_at_start_is_one_clear_error_and_exit_2(tmp_path: Path
     done = subprocess.run([FINMON, "worker"], env=env, capture_output=True, text=True, timeout=300)
     output = done.stdout + done.stderr
     assert done.returncode == 2, output[-3000:]
-    errors = _errors(output)
+    errors = _errors(output, own_only=False)
     assert len(errors) == 1, errors
     assert "KafkaUnavailable" in errors[0] and f"cannot reach Kafka at {bootstrap}" in errors[0]
     assert "Traceback" not in output

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 from tokenizers import Encoding
 
+from inference.errors import InferenceError, ModelUnavailable
 from inference.linking.companies import default_linker
 from inference.labels import NER_TAGS, SENTIMENTS, TOPICS
 from inference.decoding.prediction import EntitySpan, Prediction
@@ -77,6 +78,25 @@ def plausible(text: str, spans: list[EntitySpan]) -> list[EntitySpan]:
     return out
 
 
+def check_outputs(n: int, width: int, topic_logits: np.ndarray, sentiment_logits: np.ndarray,
+                  token_logits: np.ndarray) -> None:
+    """Refuse malformed model outputs before decoding them (a wrong row would otherwise become a wrong label).
+
+    Wrong shapes are the server's or the export's fault, whatever the input: ``ModelUnavailable`` (the ingest
+    worker backs off and retries; nothing is dead-lettered). Non-finite values may come from one input:
+    ``InferenceError`` (the pipeline then predicts one by one and dead-letters only the culprit).
+    """
+    expected = {"topic_logits": ((n, len(TOPICS)), topic_logits), "sentiment_logits": ((n, len(SENTIMENTS)),
+                sentiment_logits), "token_logits": ((n, width, len(NER_TAGS)), token_logits)}
+    for name, (shape, array) in expected.items():
+        if tuple(np.shape(array)) != shape:
+            raise ModelUnavailable(f"malformed model output: {name} has shape {tuple(np.shape(array))}, "
+                                   f"expected {shape}", code="MALFORMED_OUTPUT")
+    for name, (_, array) in expected.items():
+        if not np.isfinite(array).all():
+            raise InferenceError(f"malformed model output: non-finite values in {name}", code="NON_FINITE_OUTPUT")
+
+
 def decode(
     texts: Sequence[str],
     batch: Batch,
@@ -85,6 +105,7 @@ def decode(
     token_logits: np.ndarray,
     model_version: str,
 ) -> list[Prediction]:
+    check_outputs(len(texts), batch.input_ids.shape[1], topic_logits, sentiment_logits, token_logits)
     topic_p, sent_p = softmax(topic_logits.astype(np.float64)), softmax(sentiment_logits.astype(np.float64))
     tok_p = softmax(token_logits.astype(np.float64))
     out = []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import threading
 import time
 
@@ -25,17 +26,19 @@ STREAM_SIZE = int(os.environ.get("FINMON_TEST_TRITON_STREAM_SIZE", "1500"))
 TEXTS = ["Globex shares fell 12% after weak guidance", "Wonka beat earnings estimates by 3 cents"]
 
 
-def _settings(server: TritonServer, **overrides: object) -> TritonSettings:
-    values = {"url": server.grpc_url, "retries": 1, "backoff_base_s": 0.05, "breaker_failures": 2,
+def _settings(server: TritonServer, protocol: str = "grpc", **overrides: object) -> TritonSettings:
+    url = server.grpc_url if protocol == "grpc" else server.http_url
+    values = {"url": url, "protocol": protocol, "retries": 1, "backoff_base_s": 0.05, "breaker_failures": 2,
               "breaker_reset_s": 0.5, "request_timeout_s": 5.0, **overrides}
     return TritonSettings(**values)
 
 
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
 def test_client_fails_fast_while_the_server_is_down_and_recovers_after_restart(
-    triton_server_factory, model_settings_for_tests
+    triton_server_factory, model_settings_for_tests, protocol: str
 ) -> None:
     server = triton_server_factory()
-    with TritonPredictor.from_settings(_settings(server), model_settings_for_tests) as predictor:
+    with TritonPredictor.from_settings(_settings(server, protocol), model_settings_for_tests) as predictor:
         before = predictor.predict(TEXTS)
         server.kill()
         with pytest.raises(ModelUnavailable) as first:
@@ -59,6 +62,41 @@ def test_client_fails_fast_while_the_server_is_down_and_recovers_after_restart(
         assert [(p.topic, p.sentiment) for p in after] == [(p.topic, p.sentiment) for p in before]
         for a, b in zip(after, before):
             assert a.topic_probs == pytest.approx(b.topic_probs, abs=1e-5)
+
+
+def _recovered(predictor: TritonPredictor, timeout_s: float = 30) -> list:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return predictor.predict(TEXTS)
+        except ModelUnavailable:
+            assert time.monotonic() < deadline, "the client never recovered"
+            time.sleep(0.2)
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_a_hanging_server_is_unavailable_after_the_request_timeout_not_a_hang(
+    triton_server_factory, model_settings_for_tests, protocol: str
+) -> None:
+    """The server process is frozen (SIGSTOP: it accepts connections and never answers, like a stuck GPU): each
+    call ends with ModelUnavailable after its timeout and retries; it recovers when the server thaws."""
+    server = triton_server_factory()
+    settings = _settings(server, protocol, request_timeout_s=1.0, breaker_failures=1, breaker_reset_s=0.5)
+    with TritonPredictor.from_settings(settings, model_settings_for_tests) as predictor:
+        before = predictor.predict(TEXTS)
+        assert server.pid is not None
+        os.killpg(server.pid, signal.SIGSTOP)
+        try:
+            with pytest.raises(ModelUnavailable) as hung:
+                predictor.predict(TEXTS)
+            assert hung.value.code in {"TIMEOUT", "UNAVAILABLE", "UNREACHABLE", "DEADLINE_EXCEEDED", "BREAKER_OPEN"}
+            with pytest.raises(ModelUnavailable) as fast:
+                predictor.predict(TEXTS)
+            assert fast.value.code == "BREAKER_OPEN"
+        finally:
+            os.killpg(server.pid, signal.SIGCONT)
+        after = _recovered(predictor)
+        assert [(p.topic, p.sentiment) for p in after] == [(p.topic, p.sentiment) for p in before]
 
 
 def test_start_waits_for_a_server_that_is_still_starting(cpu_repository, tmp_path, model_settings_for_tests) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-import pytest
 
 from alerts import delivery, history
 from alerts.runner import Runner

@@ -5,37 +5,28 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from ingest.store import DOCUMENTS, Store
 from tests.fixtures.kafka import IngestTopics
-from tests.ingest.kafka_checks import check_dead_letters, check_store, consumer_lag, produce, read_topic
+from tests.ingest.kafka_checks import (
+    check_dead_letters,
+    check_store,
+    consumer_lag,
+    free_port,
+    produce,
+    read_topic,
+    stored_so_far,
+)
 from tests.ingest.stream_data import MAX_MESSAGE_BYTES, build_stream
 
 FINMON = str(Path(sys.executable).parent / "finmon")
 REPLAY_LINE = "were predicted and stored before (a replay)"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _stored_so_far(port: int) -> float:
-    try:
-        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
-    except httpx.HTTPError:
-        return 0.0
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("finmon_documents_total{") and 'outcome="stored"' in line)
 
 
 def _errors(log: str, own_only: bool = True) -> list[str]:
@@ -53,7 +44,7 @@ def test_sigterm_flushes_commits_and_exits_0_and_the_next_run_replays_nothing(
 ) -> None:
     stream = build_stream(800, seed=35)
     produce(ingest_topics, stream.messages)
-    port, dsn = _free_port(), f"chdb://{tmp_path / 'chdb'}"
+    port, dsn = free_port(), f"chdb://{tmp_path / 'chdb'}"
     env = ingest_topics.env(clickhouse_dsn=dsn, max_message_bytes=MAX_MESSAGE_BYTES, batch_size=16,
                             max_poll_records=50, metrics_port=port)
     first_log = tmp_path / "first.log"
@@ -61,7 +52,7 @@ def test_sigterm_flushes_commits_and_exits_0_and_the_next_run_replays_nothing(
         first = subprocess.Popen([FINMON, "worker"], env=env, stdout=out, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + 300
-            while _stored_so_far(port) < 150:
+            while stored_so_far(port) < 150:
                 assert first.poll() is None, first_log.read_text()[-3000:]
                 assert time.monotonic() < deadline, "the worker made no progress"
                 time.sleep(0.1)
@@ -117,7 +108,7 @@ def _end(topics: IngestTopics, topic: str, partition: int) -> int:
 
 
 def test_kafka_unreachable_at_start_is_one_clear_error_and_exit_2(tmp_path: Path) -> None:
-    bootstrap = f"127.0.0.1:{_free_port()}"  # nothing listens there
+    bootstrap = f"127.0.0.1:{free_port()}"  # nothing listens there
     topics = IngestTopics(bootstrap, "news.raw", "posts.raw", "news.dlq", "posts.dlq", "finmon-test-nobroker")
     env = topics.env(clickhouse_dsn=f"chdb://{tmp_path / 'chdb'}", metrics_port=0)
     done = subprocess.run([FINMON, "worker"], env=env, capture_output=True, text=True, timeout=300)

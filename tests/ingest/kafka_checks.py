@@ -3,7 +3,10 @@ from the real broker and the real ClickHouse."""
 
 from __future__ import annotations
 
+import socket
 from collections import Counter
+
+import httpx
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
@@ -15,6 +18,22 @@ from ingest.metrics import IngestMetrics
 from ingest.store import DOCUMENTS, PREDICTION_WRITES, PREDICTIONS, Store
 from tests.fixtures.kafka import IngestTopics
 from tests.ingest.stream_data import Stream
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stored_so_far(port: int) -> float:
+    """Documents a worker process reports stored on its /metrics (0 while it is not serving yet)."""
+    try:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+    except httpx.HTTPError:
+        return 0.0
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("finmon_documents_total{") and 'outcome="stored"' in line)
 
 
 def produce(topics: IngestTopics, messages: list[bytes]) -> None:

@@ -9,7 +9,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from inference.errors import FinmonError
+from inference.errors import ConfigError, FinmonError
 from inference.settings import DEFAULT_HOME, StageSettings
 
 
@@ -56,6 +56,10 @@ class IngestSettings(StageSettings):
     # ClickHouse
     clickhouse_dsn: str = f"chdb://{DEFAULT_HOME / 'clickhouse'}"
     clickhouse_database: str = "finmon"
+    clickhouse_username: str | None = None  # overrides the DSN's user
+    clickhouse_password: SecretStr | None = None  # overrides the DSN's password (or set ..._PASSWORD_FILE)
+    clickhouse_ca_file: str | None = None  # PEM CA bundle that signed the server's certificate (https)
+    clickhouse_verify: bool = True  # verify the server's TLS certificate (https)
 
     # backpressure (model server or ClickHouse down): retry the same batch with exponential backoff
     backoff_initial_s: float = Field(0.5, gt=0)
@@ -78,6 +82,9 @@ class IngestSettings(StageSettings):
         """Connection security keyword arguments shared by aiokafka and kafka-python clients."""
         options: dict[str, Any] = {"security_protocol": self.security_protocol}
         if self.security_protocol.startswith("SASL"):
+            if not self.sasl_username or not self.sasl_password:
+                raise ConfigError(f"security_protocol {self.security_protocol} needs FINMON_INGEST_SASL_USERNAME and "
+                                  "FINMON_INGEST_SASL_PASSWORD (or FINMON_INGEST_SASL_PASSWORD_FILE)")
             options.update(
                 sasl_mechanism=self.sasl_mechanism or "PLAIN",
                 sasl_plain_username=self.sasl_username,

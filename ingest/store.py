@@ -23,6 +23,7 @@ from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalErr
 from inference.errors import FinmonError
 from inference.decoding.prediction import EntitySpan
 from ingest.records import EnrichedDocument
+from ingest.settings import IngestSettings
 from ingest.schema import (  # noqa: F401  (re-exported: the table names are imported from here)
     DOCUMENTS,
     ENTITY_MENTIONS,
@@ -67,6 +68,13 @@ class StoreUnavailable(StoreError):
     """ClickHouse cannot be reached (server down, embedded data dir locked by another process): back off, retry."""
 
 
+class StoreAuthenticationFailed(StoreError):
+    """ClickHouse refused the user or password (code 516, AUTHENTICATION_FAILED)."""
+
+
+_AUTHENTICATION_FAILED = 516
+
+
 def entity_key(span: EntitySpan) -> str:
     """The key entities are counted under: the linked company id, else the casefolded surface form.
 
@@ -89,6 +97,10 @@ def _errors(action: str) -> Iterator[None]:
         raise StoreUnavailable(f"{action}: {exc}", code=getattr(exc, "code", None)) from exc
     except ClickHouseError as exc:
         code, name = getattr(exc, "code", None), getattr(exc, "name", None)
+        if code == _AUTHENTICATION_FAILED or "AUTHENTICATION_FAILED" in str(exc):
+            raise StoreAuthenticationFailed(f"{action}: ClickHouse refused the user or password (check "
+                                            "FINMON_INGEST_CLICKHOUSE_USERNAME and the password)",
+                                            code=_AUTHENTICATION_FAILED, name="AUTHENTICATION_FAILED") from None
         if "Unable to open the chdb engine" in str(exc):
             raise StoreUnavailable(f"{action}: {exc} (is another process using this data dir?)", code=code) from exc
         raise StoreError(f"{action}: {exc}", code=code, name=name) from exc
@@ -103,20 +115,37 @@ class Store:
         self.dsn = _masked(dsn)  # for logs: the password never leaves open()
 
     @classmethod
-    def open(cls, dsn: str, database: str = "finmon") -> Store:
-        """Connect; use ``database`` when it exists (``migrate`` creates it). Raises StoreUnavailable/StoreError."""
+    def open(cls, dsn: str, database: str = "finmon", *, username: str | None = None, password: str | None = None,
+             ca_cert: str | None = None, verify: bool = True) -> Store:
+        """Connect; use ``database`` when it exists (``migrate`` creates it). Raises StoreUnavailable/StoreError.
+
+        ``username``/``password`` override those of the DSN; ``ca_cert`` (a PEM file) and ``verify`` apply to https.
+        """
         if not _IDENTIFIER.match(database):
             raise StoreError(f"invalid database name {database!r}")
         if not dsn.startswith(("chdb:", "http://", "https://")):
             raise StoreError(f"unsupported ClickHouse DSN {_masked(dsn)!r}: use chdb:///abs/dir or http(s)://...")
+        options: dict[str, Any] = {}
+        if not dsn.startswith("chdb:"):
+            options = {"username": username, "password": password or "", "verify": verify}
+            if ca_cert:
+                options["ca_cert"] = ca_cert
         with _errors(f"opening {_masked(dsn)}"):
-            client = clickhouse_connect.get_client(dsn=dsn, tz_mode="aware")
+            client = clickhouse_connect.get_client(dsn=dsn, tz_mode="aware", **options)
         store = cls(client, database, dsn)
         with _errors("checking database"):
             if client.command("EXISTS DATABASE {db:Identifier}", parameters={"db": database}):
                 client.database = database
         log.info("opened ClickHouse store %s database=%s", _masked(dsn), database)
         return store
+
+    @classmethod
+    def connect(cls, settings: IngestSettings, dsn: str | None = None, database: str | None = None) -> Store:
+        """``open`` with the ClickHouse settings of ``settings`` (``dsn``/``database`` override theirs)."""
+        password = settings.clickhouse_password.get_secret_value() if settings.clickhouse_password else None
+        return cls.open(dsn or settings.clickhouse_dsn, database or settings.clickhouse_database,
+                        username=settings.clickhouse_username, password=password,
+                        ca_cert=settings.clickhouse_ca_file, verify=settings.clickhouse_verify)
 
     def close(self) -> None:
         self._client.close()

@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import CommitFailedError, KafkaError
 
 from inference.serving.predictor import Predictor
+from ingest.connection import probe_kafka
 from ingest.deadletter import KafkaDeadLetters
 from ingest.dedup import Deduplicator
 from ingest.metrics import IngestMetrics, default_metrics
@@ -65,6 +66,7 @@ class Worker:
     async def run(self, stop: asyncio.Event, exit_when_idle_s: float | None = None) -> None:
         """Consume until ``stop`` is set (or, with ``exit_when_idle_s``, until caught up and idle that long)."""
         s = self.settings
+        await probe_kafka(s)  # fail fast, saying why (refused credentials, untrusted certificate, no broker)
         security = s.kafka_security()
         producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap_servers, client_id=f"{s.client_id}-dlq",
                                     acks="all", enable_idempotence=True, **security)

@@ -19,6 +19,7 @@ from typing import Any
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalError
+from clickhouse_connect.driver.httputil import get_pool_manager
 
 from inference.errors import FinmonError
 from inference.decoding.prediction import EntitySpan
@@ -111,6 +112,7 @@ class Store:
 
     def __init__(self, client: Client, database: str, dsn: str) -> None:
         self._client = client
+        self._pool: Any = None  # a urllib3 pool manager this store made (https with its own CA), closed with it
         self.database = database
         self.dsn = _masked(dsn)  # for logs: the password never leaves open()
 
@@ -127,12 +129,18 @@ class Store:
             raise StoreError(f"unsupported ClickHouse DSN {_masked(dsn)!r}: use chdb:///abs/dir or http(s)://...")
         options: dict[str, Any] = {}
         if not dsn.startswith("chdb:"):
-            options = {"username": username, "password": password or "", "verify": verify}
-            if ca_cert:
-                options["ca_cert"] = ca_cert
+            # clickhouse-connect takes TLS from ``secure`` or the port (443/8443), NOT from the DSN's scheme: without
+            # this an https:// DSN on another port would send the password in clear over http
+            options = {"username": username, "password": password or "", "verify": verify,
+                       "secure": dsn.startswith("https://")}
+            if ca_cert or not verify:
+                # our own pool: closing one clickhouse-connect made breaks on the urllib3-future that
+                # grafana-client's niquests installs over urllib3 (PoolManager.pools has no lock there)
+                options["pool_mgr"] = get_pool_manager(verify=verify, ca_cert=ca_cert)
         with _errors(f"opening {_masked(dsn)}"):
             client = clickhouse_connect.get_client(dsn=dsn, tz_mode="aware", **options)
         store = cls(client, database, dsn)
+        store._pool = options.get("pool_mgr")
         with _errors("checking database"):
             if client.command("EXISTS DATABASE {db:Identifier}", parameters={"db": database}):
                 client.database = database
@@ -149,6 +157,8 @@ class Store:
 
     def close(self) -> None:
         self._client.close()
+        if self._pool is not None:
+            self._pool.clear()
 
     def __enter__(self) -> Store:
         return self

@@ -45,6 +45,7 @@ class IngestSettings(StageSettings):
 
     # validation
     max_message_bytes: int = Field(256 * 1024, ge=1)  # raw payload size limit
+    max_header_bytes: int = Field(16 * 1024, ge=0)  # Kafka record key + headers size limit
     max_text_chars: int = Field(20_000, ge=1)  # after normalisation
     earliest_published_at: datetime = datetime(2000, 1, 1, tzinfo=UTC)
     max_future_skew_s: float = Field(24 * 3600, ge=0)  # published_at may be at most this far ahead of now

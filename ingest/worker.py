@@ -30,6 +30,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+def _header_bytes(record: object) -> int:
+    key, headers = getattr(record, "key", None), getattr(record, "headers", None) or ()
+    return len(key or b"") + sum(len(name.encode()) + len(value or b"") for name, value in headers)
+
+
 class _Rebalance(ConsumerRebalanceListener):
     def __init__(self, worker: Worker) -> None:
         self._worker = worker
@@ -108,7 +113,8 @@ class Worker:
             fed = 0
             for tp, batch in records.items():
                 for record in batch:
-                    message = Message(record.value or b"", record.topic, record.partition, record.offset)
+                    message = Message(record.value or b"", record.topic, record.partition, record.offset,
+                                      _header_bytes(record))
                     if not await self._retrying(lambda m=message: self._feed(m), stop):  # type: ignore[misc]
                         break  # the partition was revoked meanwhile: its next owner consumes the rest
                     fed += 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from concurrent.futures import ThreadPoolExecutor
 
 from aiokafka.conn import create_conn
 from aiokafka.errors import KafkaError
@@ -77,5 +78,12 @@ async def probe_kafka(settings: IngestSettings, timeout_s: float = 15.0) -> None
 
 
 def probe_kafka_sync(settings: IngestSettings, timeout_s: float = 15.0) -> None:
-    """``probe_kafka`` for synchronous callers (kafka-python producers)."""
-    asyncio.run(probe_kafka(settings, timeout_s))
+    """``probe_kafka`` for synchronous callers (kafka-python producers), also when called from inside a running
+    event loop (then on a thread with its own loop)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(probe_kafka(settings, timeout_s))
+        return
+    with ThreadPoolExecutor(1, thread_name_prefix="kafka-probe") as pool:
+        pool.submit(asyncio.run, probe_kafka(settings, timeout_s)).result()

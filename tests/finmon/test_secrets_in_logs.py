@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,18 +16,8 @@ from tests.fixtures.clickhouse import ChdbHttpFront, enriched
 from tests.fixtures.tls import TlsFiles
 
 FINMON = str(Path(sys.executable).parent / "finmon")
-CH_PASSWORD = "reader-Pw-5d1e77"
 TOKEN = "robot-token-9ab31c"
 SIGNING = "signing-secret-44f0"
-
-
-@pytest.fixture
-def front(tmp_path: Path, tls_files: TlsFiles) -> Iterator[ChdbHttpFront]:
-    server = ChdbHttpFront(tmp_path / "chdb-front", credentials=("reader", CH_PASSWORD), tls=tls_files).start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def _run(args: list[str], env_more: dict[str, str], tmp_path: Path) -> str:
@@ -42,8 +31,9 @@ def _run(args: list[str], env_more: dict[str, str], tmp_path: Path) -> str:
 
 
 def test_store_commands_never_print_the_clickhouse_password(
-    front: ChdbHttpFront, tls_files: TlsFiles, tmp_path: Path
+    clickhouse_https: ChdbHttpFront, tls_files: TlsFiles, tmp_path: Path
 ) -> None:
+    front, (user, password) = clickhouse_https, clickhouse_https.credentials  # type: ignore[misc]
     from datetime import UTC, datetime
 
     from alerts import history
@@ -53,16 +43,16 @@ def test_store_commands_never_print_the_clickhouse_password(
         history.migrate(store)  # the alert tables the dashboards read
         store.write_batch([enriched("logs-1", datetime.now(UTC))])
     secret = tmp_path / "ch-password"
-    secret.write_text(CH_PASSWORD)
-    env = {"FINMON_INGEST_CLICKHOUSE_DSN": front.address, "FINMON_INGEST_CLICKHOUSE_USERNAME": "reader",
+    secret.write_text(password)
+    env = {"FINMON_INGEST_CLICKHOUSE_DSN": front.address, "FINMON_INGEST_CLICKHOUSE_USERNAME": user,
            "FINMON_INGEST_CLICKHOUSE_PASSWORD_FILE": str(secret), "FINMON_INGEST_CLICKHOUSE_DATABASE": "finmon_logs",
            "FINMON_INGEST_CLICKHOUSE_CA_FILE": str(tls_files.ca)}
     outputs = [_run(["report", "--out", str(tmp_path / "r.html")], env, tmp_path),
-               _run(["dashboards", "check", "--hours", "1"], {**env, "FINMON_GRAFANA_CLICKHOUSE_PASSWORD": CH_PASSWORD},
+               _run(["dashboards", "check", "--hours", "1"], {**env, "FINMON_GRAFANA_CLICKHOUSE_PASSWORD": password},
                     tmp_path)]
     assert front.refused == 0
     for output in outputs:
-        assert CH_PASSWORD not in output
+        assert password not in output
 
 
 def test_alert_channel_secrets_from_files_are_used_and_never_printed(receiver, tmp_path: Path) -> None:
@@ -81,6 +71,6 @@ def test_alert_channel_secrets_from_files_are_used_and_never_printed(receiver, t
 def test_logged_settings_mask_secrets_and_passwords_inside_urls() -> None:
     from ingest.settings import IngestSettings
 
-    settings = IngestSettings(sasl_password=TOKEN, clickhouse_dsn=f"https://finmon:{CH_PASSWORD}@ch.bank:8443")
+    settings = IngestSettings(sasl_password=TOKEN, clickhouse_dsn=f"https://finmon:{SIGNING}@ch.bank:8443")
     logged = str(settings.masked())  # what `finmon worker` logs at start
-    assert TOKEN not in logged and CH_PASSWORD not in logged and "https://finmon:***@ch.bank:8443" in logged
+    assert TOKEN not in logged and SIGNING not in logged and "https://finmon:***@ch.bank:8443" in logged

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,21 +18,21 @@ from tests.fixtures.clickhouse import ChdbHttpFront, enriched
 from tests.fixtures.tls import TlsFiles
 
 FINMON = str(Path(sys.executable).parent / "finmon")
-PASSWORD = "ch-Pa55-w0rd-91c2"
 
 
 @pytest.fixture
-def front(tmp_path: Path, tls_files: TlsFiles) -> Iterator[ChdbHttpFront]:
-    server = ChdbHttpFront(tmp_path / "chdb-front", credentials=("finmon", PASSWORD), tls=tls_files).start()
-    try:
-        yield server
-    finally:
-        server.stop()
+def front(clickhouse_https: ChdbHttpFront) -> ChdbHttpFront:
+    return clickhouse_https
+
+
+def _password(front: ChdbHttpFront) -> str:
+    assert front.credentials
+    return front.credentials[1]
 
 
 def _settings(front: ChdbHttpFront, tls_files: TlsFiles, **more: object) -> IngestSettings:
     values = {"clickhouse_dsn": front.address, "clickhouse_database": "finmon_sec", "clickhouse_username": "finmon",
-              "clickhouse_password": PASSWORD, "clickhouse_ca_file": str(tls_files.ca), **more}
+              "clickhouse_password": _password(front), "clickhouse_ca_file": str(tls_files.ca), **more}
     return IngestSettings(**values)
 
 
@@ -49,7 +48,7 @@ def test_a_wrong_password_is_a_clear_error_without_the_password(front: ChdbHttpF
     with pytest.raises(StoreAuthenticationFailed) as caught:
         Store.connect(_settings(front, tls_files, clickhouse_password="wrong-one-55"))
     assert "refused the user or password" in str(caught.value)
-    assert "wrong-one-55" not in str(caught.value) and PASSWORD not in str(caught.value)
+    assert "wrong-one-55" not in str(caught.value) and _password(front) not in str(caught.value)
     assert front.refused >= 1
 
 
@@ -70,7 +69,7 @@ def test_migrate_takes_the_password_from_a_file_or_the_dsn_and_never_prints_it(
     front: ChdbHttpFront, tls_files: TlsFiles, tmp_path: Path
 ) -> None:
     secret_file = tmp_path / "ch-password"
-    secret_file.write_text(PASSWORD + "\n")
+    secret_file.write_text(_password(front) + "\n")
     common = {"FINMON_INGEST_CLICKHOUSE_CA_FILE": str(tls_files.ca), "FINMON_INGEST_CLICKHOUSE_DATABASE": "finmon_cli"}
     from_file = {**common, "FINMON_INGEST_CLICKHOUSE_DSN": front.address, "FINMON_INGEST_CLICKHOUSE_USERNAME": "finmon",
                  "FINMON_INGEST_CLICKHOUSE_PASSWORD_FILE": str(secret_file)}
@@ -78,11 +77,11 @@ def test_migrate_takes_the_password_from_a_file_or_the_dsn_and_never_prints_it(
     for env in (from_file, in_dsn):
         code, output = _migrate(env, tmp_path)
         assert code == 0, output[-3000:]
-        assert "DEBUG" in output and PASSWORD not in output, output[-3000:]
+        assert "DEBUG" in output and _password(front) not in output, output[-3000:]
 
     secret_file.write_text("wrong-one-55\n")
     code, output = _migrate(from_file, tmp_path)
     assert code == 2, output[-3000:]
     errors = [line for line in output.splitlines() if " ERROR " in line]
     assert len(errors) == 1 and "StoreAuthenticationFailed" in errors[0], output[-3000:]
-    assert "wrong-one-55" not in output and PASSWORD not in output
+    assert "wrong-one-55" not in output and _password(front) not in output

@@ -36,9 +36,15 @@ class Channel:
     rate_minutes: int = 60
 
     def secret(self, option: str, required: bool = True) -> str | None:
-        """The secret ``option`` (e.g. ``url``) read from its environment variable at call time."""
+        """The secret ``option`` (e.g. ``url``) read from its environment variable at call time, or from the file
+        that ``<variable>_FILE`` names (a mounted secret)."""
         env = self.secret_envs.get(option)
         value = os.environ.get(env) if env else None
+        if env and not value and os.environ.get(f"{env}_FILE"):
+            try:
+                value = Path(os.environ[f"{env}_FILE"]).read_text(encoding="utf-8").rstrip("\r\n")
+            except OSError as exc:
+                raise RulesError(f"channel {self.name!r}: cannot read {env}_FILE: {exc.strerror}") from None
         if required and not value:
             raise RulesError(f"channel {self.name!r}: environment variable {env or option + '_env'} is not set")
         return value

@@ -53,7 +53,7 @@ def run_demo(directory: Path | None = None, stream: Path | None = None, limit: i
     settings = ingest_settings(clickhouse_dsn=f"chdb://{db_dir}", max_future_skew_s=TEN_YEARS_S, metrics_port=0)
     lines = list(read_lines(stream or BUNDLED_STREAM))[:limit]
     predictor = predictor or load_predictor()
-    with Store.open(settings.clickhouse_dsn, settings.clickhouse_database) as store:
+    with Store.connect(settings) as store:
         store.migrate()
         pipeline = Pipeline(predictor, store, FileDeadLetters(letters_path), settings,
                             IngestMetrics(CollectorRegistry()))

@@ -8,6 +8,7 @@ so tests can override them. Secrets are ``SecretStr`` and print masked.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, ClassVar
@@ -15,6 +16,8 @@ from typing import Any, ClassVar
 from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from inference.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_HOME = Path(os.environ.get("FINMON_HOME", Path.home() / ".cache" / "finmon"))
@@ -39,6 +42,36 @@ class _TomlTableSource(PydanticBaseSettingsSource):
         return {k: v for k, v in self._data.items() if k in self.settings_cls.model_fields}
 
 
+class _SecretFileSource(PydanticBaseSettingsSource):
+    """``<PREFIX><FIELD>_FILE`` names a file holding a secret field's value (Docker/Kubernetes secrets), so that a
+    password need not sit in the environment. A trailing newline is dropped; a missing file is an error."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        prefix = self.settings_cls.model_config.get("env_prefix", "")
+        found: dict[str, Any] = {}
+        for name, field in self.settings_cls.model_fields.items():
+            if "SecretStr" not in str(field.annotation):
+                continue
+            variable = f"{prefix}{name}_FILE".upper()
+            path = os.environ.get(variable)
+            if path:
+                try:
+                    found[name] = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+                except OSError as exc:
+                    raise SecretFileError(f"{variable}: cannot read the secret file {path}: {exc.strerror}") from None
+        return found
+
+
+class SecretFileError(ConfigError):
+    """A ``*_FILE`` secret variable names a file that cannot be read."""
+
+
+_URL_PASSWORD = re.compile(r"(//[^:/@\s]+:)[^@/\s]*@")
+
+
 class StageSettings(BaseSettings):
     """Base class of every stage's settings."""
 
@@ -54,11 +87,13 @@ class StageSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, file_secret_settings, _TomlTableSource(settings_cls))
+        return (init_settings, env_settings, _SecretFileSource(settings_cls), file_secret_settings,
+                _TomlTableSource(settings_cls))
 
     def masked(self) -> dict[str, Any]:
-        """The settings as a dict safe to log: secrets are shown as '**********'."""
-        return {k: ("**********" if isinstance(v, SecretStr) and v else v) for k, v in self.__dict__.items()}
+        """The settings as a dict safe to log: secrets are shown as '**********', passwords in URLs as '***'."""
+        return {k: ("**********" if isinstance(v, SecretStr) and v else
+                    _URL_PASSWORD.sub(r"\1***@", v) if isinstance(v, str) else v) for k, v in self.__dict__.items()}
 
 
 class ModelSettings(StageSettings):

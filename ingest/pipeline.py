@@ -46,6 +46,7 @@ class Message:
     topic: str
     partition: int
     offset: int
+    header_bytes: int = 0  # size of the Kafka record's key and headers (bounded by max_header_bytes)
 
 
 class Outcome(StrEnum):
@@ -122,7 +123,7 @@ class Pipeline:
 
     async def feed(self, message: Message) -> Result | None:
         try:
-            doc = self._validator.parse(message.value)
+            doc = self._validator.parse(message.value, message.header_bytes)
             digest = content_hash(doc.text)
             duplicate = self.dedup.check(doc.id, digest, doc.published_at)
         except RecordError as exc:

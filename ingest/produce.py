@@ -121,6 +121,9 @@ def kafka_producer(settings: IngestSettings) -> Any:
     from kafka import KafkaProducer
     from kafka.errors import KafkaError
 
+    from ingest.connection import probe_kafka_sync
+
+    probe_kafka_sync(settings)  # a refused password fails here at once, with the broker's reason
     try:
         return KafkaProducer(bootstrap_servers=settings.bootstrap_servers, client_id=f"{settings.client_id}-producer",
                              acks="all", linger_ms=20, **settings.kafka_security())

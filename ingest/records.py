@@ -19,6 +19,14 @@ from inference.decoding.prediction import Prediction
 
 SCHEMA_VERSION = 1
 MAX_ID_LENGTH = 256
+# Every field has a size limit (the text's is a setting, ``max_text_chars``, checked after normalisation; the whole
+# payload is bounded by ``max_message_bytes``): a value over its limit is ``invalid_field:<name>``.
+MAX_SOURCE_LENGTH = 128
+MAX_TITLE_LENGTH = 2_000
+MAX_URL_LENGTH = 4_096
+MAX_AUTHOR_LENGTH = 512
+MAX_LANG_LENGTH = 35  # the longest practical BCP 47 tag
+MAX_META_BYTES = 16 * 1024  # meta as compact JSON
 
 _TIME_FIELDS = {"published_at", "ingested_at", "failed_at"}
 
@@ -45,14 +53,14 @@ class RawDocument(BaseModel):
 
     schema_version: int = SCHEMA_VERSION
     id: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
-    source: str = Field(min_length=1)
+    source: str = Field(min_length=1, max_length=MAX_SOURCE_LENGTH)
     kind: Literal["news", "post"]
     published_at: datetime
     text: str = Field(min_length=1)
-    title: str | None = None
-    url: str | None = None
-    author: str | None = None
-    lang: str | None = None
+    title: str | None = Field(None, max_length=MAX_TITLE_LENGTH)
+    url: str | None = Field(None, max_length=MAX_URL_LENGTH)
+    author: str | None = Field(None, max_length=MAX_AUTHOR_LENGTH)
+    lang: str | None = Field(None, max_length=MAX_LANG_LENGTH)
     meta: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("id", "source", "text")
@@ -60,6 +68,22 @@ class RawDocument(BaseModel):
     def _not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("must not be blank")
+        return value
+
+    @field_validator("id", "source", "kind", "text", "title", "url", "author", "lang")
+    @classmethod
+    def _encodable(cls, value: str | None) -> str | None:
+        """JSON may carry lone surrogates (``"\\ud800"``): no UTF-8 store, hash or model can take them."""
+        if value is not None:
+            value.encode("utf-8")  # UnicodeEncodeError is a ValueError: invalid_field:<name>
+        return value
+
+    @field_validator("meta")
+    @classmethod
+    def _meta_bounded(cls, value: dict[str, Any]) -> dict[str, Any]:
+        size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8"))
+        if size > MAX_META_BYTES:
+            raise ValueError(f"meta is {size} bytes as JSON, over the limit of {MAX_META_BYTES}")
         return value
 
     @field_validator("published_at")

@@ -9,7 +9,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from inference.errors import FinmonError
+from inference.errors import ConfigError, FinmonError
 from inference.settings import DEFAULT_HOME, StageSettings
 
 
@@ -45,6 +45,7 @@ class IngestSettings(StageSettings):
 
     # validation
     max_message_bytes: int = Field(256 * 1024, ge=1)  # raw payload size limit
+    max_header_bytes: int = Field(16 * 1024, ge=0)  # Kafka record key + headers size limit
     max_text_chars: int = Field(20_000, ge=1)  # after normalisation
     earliest_published_at: datetime = datetime(2000, 1, 1, tzinfo=UTC)
     max_future_skew_s: float = Field(24 * 3600, ge=0)  # published_at may be at most this far ahead of now
@@ -56,6 +57,10 @@ class IngestSettings(StageSettings):
     # ClickHouse
     clickhouse_dsn: str = f"chdb://{DEFAULT_HOME / 'clickhouse'}"
     clickhouse_database: str = "finmon"
+    clickhouse_username: str | None = None  # overrides the DSN's user
+    clickhouse_password: SecretStr | None = None  # overrides the DSN's password (or set ..._PASSWORD_FILE)
+    clickhouse_ca_file: str | None = None  # PEM CA bundle that signed the server's certificate (https)
+    clickhouse_verify: bool = True  # verify the server's TLS certificate (https)
 
     # backpressure (model server or ClickHouse down): retry the same batch with exponential backoff
     backoff_initial_s: float = Field(0.5, gt=0)
@@ -78,6 +83,9 @@ class IngestSettings(StageSettings):
         """Connection security keyword arguments shared by aiokafka and kafka-python clients."""
         options: dict[str, Any] = {"security_protocol": self.security_protocol}
         if self.security_protocol.startswith("SASL"):
+            if not self.sasl_username or not self.sasl_password:
+                raise ConfigError(f"security_protocol {self.security_protocol} needs FINMON_INGEST_SASL_USERNAME and "
+                                  "FINMON_INGEST_SASL_PASSWORD (or FINMON_INGEST_SASL_PASSWORD_FILE)")
             options.update(
                 sasl_mechanism=self.sasl_mechanism or "PLAIN",
                 sasl_plain_username=self.sasl_username,

@@ -19,10 +19,12 @@ from typing import Any
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError, DataError, OperationalError
+from clickhouse_connect.driver.httputil import get_pool_manager
 
 from inference.errors import FinmonError
 from inference.decoding.prediction import EntitySpan
 from ingest.records import EnrichedDocument
+from ingest.settings import IngestSettings
 from ingest.schema import (  # noqa: F401  (re-exported: the table names are imported from here)
     DOCUMENTS,
     ENTITY_MENTIONS,
@@ -89,6 +91,13 @@ class StoreRefused(StoreError):
     """ClickHouse refused the rows themselves (``REFUSED_CODES``, or a value the client cannot encode)."""
 
 
+class StoreAuthenticationFailed(StoreError):
+    """ClickHouse refused the user or password (code 516, AUTHENTICATION_FAILED)."""
+
+
+_AUTHENTICATION_FAILED = 516
+
+
 def entity_key(span: EntitySpan) -> str:
     """The key entities are counted under: the linked company id, else the casefolded surface form.
 
@@ -111,6 +120,10 @@ def _errors(action: str) -> Iterator[None]:
         raise StoreUnavailable(f"{action}: {exc}", code=getattr(exc, "code", None)) from exc
     except ClickHouseError as exc:
         code, name = getattr(exc, "code", None), getattr(exc, "name", None)
+        if code == _AUTHENTICATION_FAILED or "AUTHENTICATION_FAILED" in str(exc):
+            raise StoreAuthenticationFailed(f"{action}: ClickHouse refused the user or password (check "
+                                            "FINMON_INGEST_CLICKHOUSE_USERNAME and the password)",
+                                            code=_AUTHENTICATION_FAILED, name="AUTHENTICATION_FAILED") from None
         if "Unable to open the chdb engine" in str(exc):
             raise StoreUnavailable(f"{action}: {exc} (is another process using this data dir?)", code=code) from exc
         if code in REFUSED_CODES or (code is None and isinstance(exc, DataError)):
@@ -123,27 +136,53 @@ class Store:
 
     def __init__(self, client: Client, database: str, dsn: str) -> None:
         self._client = client
+        self._pool: Any = None  # a urllib3 pool manager this store made (https with its own CA), closed with it
         self.database = database
         self.dsn = _masked(dsn)  # for logs: the password never leaves open()
 
     @classmethod
-    def open(cls, dsn: str, database: str = "finmon") -> Store:
-        """Connect; use ``database`` when it exists (``migrate`` creates it). Raises StoreUnavailable/StoreError."""
+    def open(cls, dsn: str, database: str = "finmon", *, username: str | None = None, password: str | None = None,
+             ca_cert: str | None = None, verify: bool = True) -> Store:
+        """Connect; use ``database`` when it exists (``migrate`` creates it). Raises StoreUnavailable/StoreError.
+
+        ``username``/``password`` override those of the DSN; ``ca_cert`` (a PEM file) and ``verify`` apply to https.
+        """
         if not _IDENTIFIER.match(database):
             raise StoreError(f"invalid database name {database!r}")
         if not dsn.startswith(("chdb:", "http://", "https://")):
             raise StoreError(f"unsupported ClickHouse DSN {_masked(dsn)!r}: use chdb:///abs/dir or http(s)://...")
+        options: dict[str, Any] = {}
+        if not dsn.startswith("chdb:"):
+            # clickhouse-connect takes TLS from ``secure`` or the port (443/8443), NOT from the DSN's scheme: without
+            # this an https:// DSN on another port would send the password in clear over http
+            options = {"username": username, "password": password or "", "verify": verify,
+                       "secure": dsn.startswith("https://")}
+            if ca_cert or not verify:
+                # our own pool: closing one clickhouse-connect made breaks on the urllib3-future that
+                # grafana-client's niquests installs over urllib3 (PoolManager.pools has no lock there)
+                options["pool_mgr"] = get_pool_manager(verify=verify, ca_cert=ca_cert)
         with _errors(f"opening {_masked(dsn)}"):
-            client = clickhouse_connect.get_client(dsn=dsn, tz_mode="aware")
+            client = clickhouse_connect.get_client(dsn=dsn, tz_mode="aware", **options)
         store = cls(client, database, dsn)
+        store._pool = options.get("pool_mgr")
         with _errors("checking database"):
             if client.command("EXISTS DATABASE {db:Identifier}", parameters={"db": database}):
                 client.database = database
         log.info("opened ClickHouse store %s database=%s", _masked(dsn), database)
         return store
 
+    @classmethod
+    def connect(cls, settings: IngestSettings, dsn: str | None = None, database: str | None = None) -> Store:
+        """``open`` with the ClickHouse settings of ``settings`` (``dsn``/``database`` override theirs)."""
+        password = settings.clickhouse_password.get_secret_value() if settings.clickhouse_password else None
+        return cls.open(dsn or settings.clickhouse_dsn, database or settings.clickhouse_database,
+                        username=settings.clickhouse_username, password=password,
+                        ca_cert=settings.clickhouse_ca_file, verify=settings.clickhouse_verify)
+
     def close(self) -> None:
         self._client.close()
+        if self._pool is not None:
+            self._pool.clear()
 
     def __enter__(self) -> Store:
         return self

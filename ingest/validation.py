@@ -25,12 +25,17 @@ class Validator:
 
     def __init__(self, settings: IngestSettings, clock: Clock = _now) -> None:
         self._max_bytes = settings.max_message_bytes
+        self._max_header_bytes = settings.max_header_bytes
         self._max_chars = settings.max_text_chars
         self._earliest = settings.earliest_published_at
         self._skew = timedelta(seconds=settings.max_future_skew_s)
         self._clock = clock
 
-    def parse(self, raw: bytes) -> RawDocument:
+    def parse(self, raw: bytes, header_bytes: int = 0) -> RawDocument:
+        """``header_bytes``: the size of the record's key and headers (never read, but bounded all the same)."""
+        if header_bytes > self._max_header_bytes:
+            raise RecordError("headers_too_large", f"key and headers of {header_bytes} bytes exceed the limit of "
+                              f"{self._max_header_bytes}")
         if len(raw) > self._max_bytes:
             raise RecordError("too_large", f"payload of {len(raw)} bytes exceeds the limit of {self._max_bytes}")
         doc = RawDocument.parse_json(raw)

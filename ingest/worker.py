@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import CommitFailedError, KafkaError
 
 from inference.serving.predictor import Predictor
+from ingest.connection import probe_kafka
 from ingest.deadletter import KafkaDeadLetters
 from ingest.dedup import Deduplicator
 from ingest.metrics import IngestMetrics, default_metrics
@@ -27,6 +28,11 @@ from ingest.settings import IngestSettings, KafkaUnavailable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+def _header_bytes(record: object) -> int:
+    key, headers = getattr(record, "key", None), getattr(record, "headers", None) or ()
+    return len(key or b"") + sum(len(name.encode()) + len(value or b"") for name, value in headers)
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -66,6 +72,7 @@ class Worker:
     async def run(self, stop: asyncio.Event, exit_when_idle_s: float | None = None) -> None:
         """Consume until ``stop`` is set (or, with ``exit_when_idle_s``, until caught up and idle that long)."""
         s = self.settings
+        await probe_kafka(s)  # fail fast, saying why (refused credentials, untrusted certificate, no broker)
         security = s.kafka_security()
         producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap_servers, client_id=f"{s.client_id}-dlq",
                                     acks="all", enable_idempotence=True, **security)
@@ -102,7 +109,8 @@ class Worker:
             fed = 0
             for tp, batch in records.items():
                 for record in batch:
-                    message = Message(record.value or b"", record.topic, record.partition, record.offset)
+                    message = Message(record.value or b"", record.topic, record.partition, record.offset,
+                                      _header_bytes(record))
                     if not await self._retrying(lambda m=message: self._feed(m, fetched_in), stop):  # type: ignore[misc]
                         break  # a rebalance meanwhile: this partition's owner consumes the rest from its commit
                     fed += 1

@@ -88,7 +88,7 @@ def _check(args: argparse.Namespace) -> int:
 
     ingest = IngestSettings()
     end = datetime.now(UTC)
-    with Store.open(args.dsn or ingest.clickhouse_dsn, args.database or ingest.clickhouse_database) as store:
+    with Store.connect(ingest, args.dsn, args.database) as store:
         runs = Checker(store, _settings(), end - timedelta(hours=args.hours), end).run()
     failed = [r for r in runs if r.error or r.columns != r.expected]
     for r in runs:

@@ -32,7 +32,7 @@ def _open(args: argparse.Namespace):  # -> Store (imported lazily: the CLI start
     from ingest.store import Store
 
     settings = ingest_settings()
-    return Store.open(args.dsn or settings.clickhouse_dsn, args.database or settings.clickhouse_database)
+    return Store.connect(settings, args.dsn, args.database)
 
 
 def _migrate(args: argparse.Namespace) -> int:

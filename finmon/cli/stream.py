@@ -74,7 +74,7 @@ def _worker(args: argparse.Namespace) -> int:
     settings = ingest_settings()
     log.info("ingest settings: %s", settings.masked())
     port = settings.metrics_port if args.metrics_port is None else args.metrics_port
-    store = Store.open(settings.clickhouse_dsn, settings.clickhouse_database)
+    store = Store.connect(settings)
     try:
         store.migrate()
         dedup = Deduplicator(settings.dedup_window_s, settings.dedup_max_entries)

@@ -142,3 +142,59 @@ GROUP BY minute, entity_key, label, company_id, sentiment
 )
 
 MIGRATIONS: tuple[Migration, ...] = (Migration(1, "base tables and per-minute aggregates", _V1),)
+
+# -- version 3: stories (issue 12) ----------------------------------------------------------------------------------
+# Every document carries the id of the story it belongs to (``ingest.stories``: near-duplicates and re-posts of
+# one article share it), and per-minute aggregates count distinct stories, so a story copied thirty times counts
+# once in an alert's test. The backfill INSERTs are idempotent in effect: they add uniqExact states of ids already
+# in the sets (a document written before this migration is its own story).
+TOPIC_STORY_MINUTE = "topic_story_minute"
+ENTITY_STORY_MINUTE = "entity_story_minute"
+_STORY = "if(story_id = '', doc_id, story_id)"
+_V3 = (
+    *(f"ALTER TABLE {{db}}.{table} ADD COLUMN IF NOT EXISTS story_id String DEFAULT ''"
+      for table in (DOCUMENTS, PREDICTIONS, ENTITY_MENTIONS)),
+    f"""
+CREATE TABLE IF NOT EXISTS {{db}}.{TOPIC_STORY_MINUTE} (
+    minute DateTime('UTC'),
+    topic LowCardinality(String),
+    sentiment LowCardinality(String),
+    stories AggregateFunction(uniqExact, String)
+) ENGINE = AggregatingMergeTree
+PARTITION BY toYYYYMM(minute)
+ORDER BY (minute, topic, sentiment)
+""",
+    f"""
+CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.{TOPIC_STORY_MINUTE}_mv TO {{db}}.{TOPIC_STORY_MINUTE} AS
+SELECT toStartOfMinute(published_at) AS minute, topic, sentiment, uniqExactState({_STORY}) AS stories
+FROM {{db}}.{PREDICTIONS}
+GROUP BY minute, topic, sentiment
+""",
+    f"""
+CREATE TABLE IF NOT EXISTS {{db}}.{ENTITY_STORY_MINUTE} (
+    minute DateTime('UTC'),
+    entity_key String,
+    sentiment LowCardinality(String),
+    stories AggregateFunction(uniqExact, String)
+) ENGINE = AggregatingMergeTree
+PARTITION BY toYYYYMM(minute)
+ORDER BY (minute, entity_key, sentiment)
+""",
+    f"""
+CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.{ENTITY_STORY_MINUTE}_mv TO {{db}}.{ENTITY_STORY_MINUTE} AS
+SELECT toStartOfMinute(published_at) AS minute, entity_key, sentiment, uniqExactState({_STORY}) AS stories
+FROM {{db}}.{ENTITY_MENTIONS}
+GROUP BY minute, entity_key, sentiment
+""",
+    f"""
+INSERT INTO {{db}}.{TOPIC_STORY_MINUTE}
+SELECT toStartOfMinute(published_at) AS minute, topic, sentiment, uniqExactState({_STORY}) AS stories
+FROM {{db}}.{PREDICTIONS} FINAL GROUP BY minute, topic, sentiment
+""",
+    f"""
+INSERT INTO {{db}}.{ENTITY_STORY_MINUTE}
+SELECT toStartOfMinute(published_at) AS minute, entity_key, sentiment, uniqExactState({_STORY}) AS stories
+FROM {{db}}.{ENTITY_MENTIONS} FINAL GROUP BY minute, entity_key, sentiment
+""",
+)
+MIGRATIONS += (Migration(3, "story ids and per-minute distinct-story aggregates", _V3),)

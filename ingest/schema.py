@@ -151,50 +151,27 @@ MIGRATIONS: tuple[Migration, ...] = (Migration(1, "base tables and per-minute ag
 TOPIC_STORY_MINUTE = "topic_story_minute"
 ENTITY_STORY_MINUTE = "entity_story_minute"
 _STORY = "if(story_id = '', doc_id, story_id)"
+
+
+def _story_aggregate(table: str, source: str, key: str) -> tuple[str, ...]:
+    """Distinct stories per minute × ``key`` × sentiment from ``source``: the table, its view, the backfill."""
+    select = (f"SELECT toStartOfMinute(published_at) AS minute, {key}, sentiment, uniqExactState({_STORY}) AS stories "
+              f"FROM {{db}}.{source}")
+    return (
+        f"CREATE TABLE IF NOT EXISTS {{db}}.{table} (minute DateTime('UTC'), {key} "
+        f"{'LowCardinality(String)' if key == 'topic' else 'String'}, sentiment LowCardinality(String), "
+        f"stories AggregateFunction(uniqExact, String)) ENGINE = AggregatingMergeTree "
+        f"PARTITION BY toYYYYMM(minute) ORDER BY (minute, {key}, sentiment)",
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.{table}_mv TO {{db}}.{table} AS {select} "
+        f"GROUP BY minute, {key}, sentiment",
+        f"INSERT INTO {{db}}.{table} {select} FINAL GROUP BY minute, {key}, sentiment",
+    )
+
+
 _V3 = (
     *(f"ALTER TABLE {{db}}.{table} ADD COLUMN IF NOT EXISTS story_id String DEFAULT ''"
       for table in (DOCUMENTS, PREDICTIONS, ENTITY_MENTIONS)),
-    f"""
-CREATE TABLE IF NOT EXISTS {{db}}.{TOPIC_STORY_MINUTE} (
-    minute DateTime('UTC'),
-    topic LowCardinality(String),
-    sentiment LowCardinality(String),
-    stories AggregateFunction(uniqExact, String)
-) ENGINE = AggregatingMergeTree
-PARTITION BY toYYYYMM(minute)
-ORDER BY (minute, topic, sentiment)
-""",
-    f"""
-CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.{TOPIC_STORY_MINUTE}_mv TO {{db}}.{TOPIC_STORY_MINUTE} AS
-SELECT toStartOfMinute(published_at) AS minute, topic, sentiment, uniqExactState({_STORY}) AS stories
-FROM {{db}}.{PREDICTIONS}
-GROUP BY minute, topic, sentiment
-""",
-    f"""
-CREATE TABLE IF NOT EXISTS {{db}}.{ENTITY_STORY_MINUTE} (
-    minute DateTime('UTC'),
-    entity_key String,
-    sentiment LowCardinality(String),
-    stories AggregateFunction(uniqExact, String)
-) ENGINE = AggregatingMergeTree
-PARTITION BY toYYYYMM(minute)
-ORDER BY (minute, entity_key, sentiment)
-""",
-    f"""
-CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.{ENTITY_STORY_MINUTE}_mv TO {{db}}.{ENTITY_STORY_MINUTE} AS
-SELECT toStartOfMinute(published_at) AS minute, entity_key, sentiment, uniqExactState({_STORY}) AS stories
-FROM {{db}}.{ENTITY_MENTIONS}
-GROUP BY minute, entity_key, sentiment
-""",
-    f"""
-INSERT INTO {{db}}.{TOPIC_STORY_MINUTE}
-SELECT toStartOfMinute(published_at) AS minute, topic, sentiment, uniqExactState({_STORY}) AS stories
-FROM {{db}}.{PREDICTIONS} FINAL GROUP BY minute, topic, sentiment
-""",
-    f"""
-INSERT INTO {{db}}.{ENTITY_STORY_MINUTE}
-SELECT toStartOfMinute(published_at) AS minute, entity_key, sentiment, uniqExactState({_STORY}) AS stories
-FROM {{db}}.{ENTITY_MENTIONS} FINAL GROUP BY minute, entity_key, sentiment
-""",
+    *_story_aggregate(TOPIC_STORY_MINUTE, PREDICTIONS, "topic"),
+    *_story_aggregate(ENTITY_STORY_MINUTE, ENTITY_MENTIONS, "entity_key"),
 )
 MIGRATIONS += (Migration(3, "story ids and per-minute distinct-story aggregates", _V3),)

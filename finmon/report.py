@@ -54,8 +54,8 @@ def summary_text(store: Store, *, alerts: Sequence[dict[str, Any]] = ()) -> str:
     """The console summary of what the store holds."""
     total, bounds = queries.document_count(store), queries.time_bounds(store)
     stories = story_queries.story_count(store)
-    lines = [f"finmon: {total:,} document{'' if total == 1 else 's'} ({stories:,} distinct stories)"
-             + (f", {_fmt(bounds[0])} .. {_fmt(bounds[1])}" if bounds else "")]
+    lines = [f"finmon: {total:,} document{'' if total == 1 else 's'}"
+             + (f", {_fmt(bounds[0])} .. {_fmt(bounds[1])}" if bounds else "") + f"; {stories:,} distinct stories"]
     lines.append("Documents per topic (" + " / ".join(SENTIMENTS) + "):")
     for row in topic_mix(store):
         mix = " / ".join(f"{_pct(row[s], row['docs']):>4}" for s in SENTIMENTS)
@@ -78,8 +78,8 @@ def write_report(store: Store, path: Path, *, alerts: Sequence[dict[str, Any]] =
     span = f"{_fmt(bounds[0])} .. {_fmt(bounds[1])}" if bounds else "no documents"
     stories = story_queries.story_count(store)
     sections = [
-        f"<h1>finmon report</h1><p>{total:,} document{'' if total == 1 else 's'} ({stories:,} distinct stories),"
-        f" {escape(span)}</p>",
+        f"<h1>finmon report</h1><p>{total:,} document{'' if total == 1 else 's'}, {escape(span)};"
+        f" {stories:,} distinct stories</p>",
         "<h2>Documents per topic</h2>" + _bars([(r["topic"], r["docs"]) for r in mix]),
         "<h2>Sentiment mix per topic</h2>" + _legend() + _stacked([(r["topic"], r) for r in mix]),
         "<h2>Negative share per hour, top topics</h2>" + _lines(negative_share_by_hour(store, top)),

@@ -1,5 +1,7 @@
-"""What a notification says: what surged, by how much against what baseline, over which window, the top
-example headlines with links, the top entities and a link to the Grafana dashboard.
+"""What a notification says: what surged, by how much against what baseline, over which window, the distinct
+stories behind it (documents, outlets, first link), the top example headlines, the top entities and a link to
+the Grafana dashboard. The counts tested are distinct stories; the documents are quoted next to them, and a
+surge that is mostly one story copied many times says so.
 
 One message may carry several events (grouping): the events of one evaluation step routed to one channel,
 most severe first, so a market-wide scare arrives as one page rather than twenty.
@@ -25,11 +27,38 @@ class Headline:
 
 
 @dataclass(frozen=True)
+class Story:
+    title: str  # of its first document
+    url: str  # the first link
+    documents: int
+    outlets: int
+
+
+@dataclass(frozen=True)
 class Evidence:
     """The documents and entities behind an event (filled from the store; empty in the benchmark)."""
 
     headlines: tuple[Headline, ...] = ()
     entities: tuple[tuple[str, int], ...] = ()  # (name, negative documents)
+    stories: tuple[Story, ...] = ()  # the negative stories of the window, largest first
+
+COPY_SHARE = 0.5  # one story with at least this share of the negative documents: "mostly one story"
+COPY_MIN = 10  # ... and at least this many copies
+
+
+def story_lines(event: Event, ev: Evidence) -> list[str]:
+    """The stories of the window, one line each, and a warning when one story copied many times dominates."""
+    if not ev.stories:
+        return []
+    negatives = int(event.stats.get("negative_documents", event.stats.get("negatives", 0)))
+    lines = []
+    top = ev.stories[0]
+    if top.documents >= COPY_MIN and top.documents >= COPY_SHARE * max(negatives, 1):
+        lines.append(f"Mostly one story: copied {top.documents} times by {top.outlets} outlets"
+                     f" ({top.documents} of {negatives} negative documents).")
+    for st in ev.stories:
+        lines.append(f"- {st.title} ({st.documents} documents, {st.outlets} outlets) {st.url}".rstrip())
+    return lines
 
 
 @dataclass(frozen=True)
@@ -65,13 +94,20 @@ def summary(event: Event) -> str:
         return f"Started {_fmt_time(event.started)}, resolved {_fmt_time(event.at)}."
     minutes = int(s.get("window_minutes", 0))
     start = event.at - timedelta(minutes=minutes)
+    negatives, docs = int(s.get("negatives", 0)), int(s.get("docs", 0))
+    documents = (f" ({int(s['negative_documents'])} negative documents of {int(s['documents'])})"
+                 if "documents" in s else "")
     return (
-        f"Negative share {s.get('share', 0):.0%} ({int(s.get('negatives', 0))} of {int(s.get('docs', 0))} documents)"
-        f" against a baseline of {s.get('expected_share', 0):.0%} ({s.get('ratio', 0):.1f}x); negative documents"
-        f" {int(s.get('negatives', 0))} against ~{s.get('expected_negatives', 0):.1f} expected"
-        f" ({s.get('count_ratio', 0):.1f}x), over the {minutes} min from {start:%H:%M} to {_fmt_time(event.at)}"
-        f" (p = {s.get('pvalue', 1):.1e})."
+        f"Negative stories: {negatives} of {docs} distinct stories{documents}, a negative share of"
+        f" {s.get('share', 0):.0%} against a baseline of {s.get('expected_share', 0):.0%}"
+        f" ({s.get('ratio', 0):.1f}x); {negatives} negative stories against"
+        f" ~{_fmt_count(s.get('expected_negatives', 0))} expected ({s.get('count_ratio', 0):.1f}x), over the"
+        f" {minutes} min from {start:%H:%M} to {_fmt_time(event.at)} (p = {s.get('pvalue', 1):.1e})."
     )
+
+
+def _fmt_count(x: float) -> str:
+    return f"{x:.1f}" if x >= 0.95 else f"{x:.2f}"
 
 
 def dashboard_link(grafana_url: str, event: Event) -> str:
@@ -95,6 +131,12 @@ def compose(items: list[tuple[Event, Evidence]], grafana_url: str = "") -> Messa
         text.append(f"{headline(event)}\n{summary(event)}")
         md.append(f"**{headline(event)}**\n{summary(event)}")
         body.append(f"<h3>{html.escape(headline(event))}</h3><p>{html.escape(summary(event))}</p>")
+        told = story_lines(event, ev)
+        if told:
+            text.append("Stories:\n" + "\n".join(told))
+            md.append("Stories:\n" + "\n".join(told))
+            body.append("<p>Stories:</p><ul>" + "".join(f"<li>{html.escape(line.lstrip('- '))}</li>" for line in told)
+                        + "</ul>")
         if ev.headlines:
             text.append("Top headlines:\n" + "\n".join(f"- {h.title} {h.url}".rstrip() for h in ev.headlines))
             md.append("Top headlines:\n" + "\n".join(
@@ -118,6 +160,7 @@ def compose(items: list[tuple[Event, Evidence]], grafana_url: str = "") -> Messa
              "subject": {"kind": e.subject.kind, "name": e.subject.name, "display": e.subject.title}, "at": e.at.isoformat(),
              "started": e.started.isoformat(), "stats": e.stats,
              "headlines": [h.__dict__ for h in ev.headlines], "entities": [list(x) for x in ev.entities],
+             "stories": [st.__dict__ for st in ev.stories],
              "dashboard": dashboard_link(grafana_url, e)}
             for e, ev in items
         ],

@@ -19,7 +19,7 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
 from alerts import delivery, history, source
-from alerts.evaluation import score_series, step_stats
+from alerts.evaluation import prior_rates, score_series, step_stats
 from alerts.message import Evidence, compose
 from alerts.rules import Rules, console_rules
 from alerts.settings import AlertsSettings, alerts_settings
@@ -59,12 +59,14 @@ class Runner:
         start = day0 - timedelta(days=self.config.history_days)
         first = int((begin - start) / step)
         events: list[Event] = []
-        for series in source.series(self.store, start, until, self.config.step_minutes,
-                                    entities=self.settings.entities, min_entity_negatives=self.config.min_negative):
+        subjects = source.series(self.store, start, until, self.config.step_minutes,
+                                 entities=self.settings.entities, min_entity_negatives=self.config.min_negative)
+        priors = prior_rates(self.config, subjects, first)
+        for series in subjects:
             state = states.setdefault(series.subject, TrackState())
-            scores = score_series(self.config, series, first)
+            scores = score_series(self.config, series, first, priors.get(series.subject.kind))
             for j in range(scores.pvalue.size):
-                stats = step_stats(scores, j)
+                stats = step_stats(scores, j, series, first + j)
                 stats["window_minutes"] *= self.config.step_minutes
                 event = advance(self.config, state, series.subject, series.step_end(first + j),
                                 bool(scores.significant[j]), bool(scores.holding[j]), int(scores.severity[j]), stats)

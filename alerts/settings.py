@@ -26,7 +26,7 @@ class AlertsSettings(StageSettings):
     step_minutes: int = 15
     spans: tuple[int, ...] = (1, 2, 4)
     alpha: float = 1e-5
-    min_docs: int = 20
+    min_negative: int = 8  # negative stories in a window needed to open an alert (the volume floor)
     history_days: int = 14
     entities: bool = True  # detect per entity (company) too, not only per topic
     poll_seconds: float = 30.0
@@ -39,7 +39,8 @@ class AlertsSettings(StageSettings):
 
     def detector(self) -> DetectorConfig:
         return DetectorConfig(
-            step_minutes=self.step_minutes, spans=tuple(self.spans), alpha=self.alpha, min_docs=self.min_docs,
+            step_minutes=self.step_minutes, spans=tuple(self.spans), alpha=self.alpha,
+            min_negative=self.min_negative,
             history_days=self.history_days,
         )
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from inference.labels import SENTIMENTS
-from ingest import queries
+from ingest import queries, story_queries
 from ingest.store import Store
 
 COLORS = {"negative": "#d62728", "neutral": "#9e9e9e", "positive": "#2ca02c"}
@@ -53,7 +53,9 @@ def negative_share_by_hour(store: Store, topics: Sequence[str]) -> dict[str, lis
 def summary_text(store: Store, *, alerts: Sequence[dict[str, Any]] = ()) -> str:
     """The console summary of what the store holds."""
     total, bounds = queries.document_count(store), queries.time_bounds(store)
-    lines = [f"finmon: {total:,} document{'' if total == 1 else 's'}" + (f", {_fmt(bounds[0])} .. {_fmt(bounds[1])}" if bounds else "")]
+    stories = story_queries.story_count(store)
+    lines = [f"finmon: {total:,} document{'' if total == 1 else 's'}"
+             + (f", {_fmt(bounds[0])} .. {_fmt(bounds[1])}" if bounds else "") + f"; {stories:,} distinct stories"]
     lines.append("Documents per topic (" + " / ".join(SENTIMENTS) + "):")
     for row in topic_mix(store):
         mix = " / ".join(f"{_pct(row[s], row['docs']):>4}" for s in SENTIMENTS)
@@ -74,8 +76,10 @@ def write_report(store: Store, path: Path, *, alerts: Sequence[dict[str, Any]] =
     entities = queries.top_entities(store, limit=15)
     total, bounds = queries.document_count(store), queries.time_bounds(store)
     span = f"{_fmt(bounds[0])} .. {_fmt(bounds[1])}" if bounds else "no documents"
+    stories = story_queries.story_count(store)
     sections = [
-        f"<h1>finmon report</h1><p>{total:,} document{'' if total == 1 else 's'}, {escape(span)}</p>",
+        f"<h1>finmon report</h1><p>{total:,} document{'' if total == 1 else 's'}, {escape(span)};"
+        f" {stories:,} distinct stories</p>",
         "<h2>Documents per topic</h2>" + _bars([(r["topic"], r["docs"]) for r in mix]),
         "<h2>Sentiment mix per topic</h2>" + _legend() + _stacked([(r["topic"], r) for r in mix]),
         "<h2>Negative share per hour, top topics</h2>" + _lines(negative_share_by_hour(store, top)),

@@ -32,6 +32,7 @@ from ingest.metrics import IngestMetrics, default_metrics
 from ingest.normalise import content_hash
 from ingest.records import DeadLetter, EnrichedDocument, RawDocument, RecordError
 from ingest.settings import IngestSettings
+from ingest.stories import StoryGrouper, StoryLookup
 from ingest.store import StoreError, StoreRefused
 from ingest.validation import Validator
 
@@ -98,6 +99,7 @@ class Pipeline:
         settings: IngestSettings,
         metrics: IngestMetrics | None = None,
         dedup: Deduplicator | None = None,
+        stories: StoryGrouper | None = None,
     ) -> None:
         self._predictor = predictor
         self._store = store
@@ -106,6 +108,7 @@ class Pipeline:
         self._metrics = metrics or default_metrics()
         self._validator = Validator(settings)
         self.dedup = dedup or Deduplicator(settings.dedup_window_s, settings.dedup_max_entries)
+        self._stories = stories or StoryGrouper(store if isinstance(store, StoryLookup) else None)
         self._batch: list[_Pending] = []
         self._oldest = 0.0  # monotonic time the first message of the current batch was admitted
         self._admitted: dict[tuple[str, int], int] = {}
@@ -147,7 +150,7 @@ class Pipeline:
         if batch:
             await self._predict(batch)
             batch = self._batch  # _predict may have dead-lettered documents the model cannot read
-            enriched = [self._enrich(p) for p in batch]
+            enriched = await self._group([self._enrich(p) for p in batch])
             await self._write(enriched)
         self._batch = []
         self.positions = dict(self._admitted)
@@ -210,6 +213,12 @@ class Pipeline:
         assert p.prediction is not None
         return EnrichedDocument(doc=p.doc, prediction=p.prediction, content_hash=p.content_hash,
                                 ingested_at=datetime.now(UTC))
+
+    async def _group(self, docs: list[EnrichedDocument]) -> list[EnrichedDocument]:
+        try:
+            return await asyncio.to_thread(self._stories.assign, docs)
+        except StoreError as exc:  # the stored story ids could not be read: writing now could change them
+            raise Backpressure("clickhouse", exc) from exc
 
     async def _write(self, docs: list[EnrichedDocument]) -> None:
         started = time.perf_counter()

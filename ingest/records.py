@@ -150,6 +150,7 @@ class EnrichedDocument(BaseModel):
     prediction: Prediction
     content_hash: str = Field(min_length=1)
     ingested_at: datetime
+    story_id: str = ""  # the story it belongs to (ingest.stories); empty: its own story
 
     @field_validator("ingested_at")
     @classmethod

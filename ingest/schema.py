@@ -166,4 +166,37 @@ SELECT doc_id, model_version, topic, sentiment, ingested_at FROM {{db}}.{PREDICT
 )
 
 MIGRATIONS: tuple[Migration, ...] = (Migration(1, "base tables and per-minute aggregates", _V1),)
+
+# -- version 3: stories (issue 12) ----------------------------------------------------------------------------------
+# Every document carries the id of the story it belongs to (``ingest.stories``: near-duplicates and re-posts of
+# one article share it), and per-minute aggregates count distinct stories, so a story copied thirty times counts
+# once in an alert's test. The backfill INSERTs are idempotent in effect: they add uniqExact states of ids already
+# in the sets (a document written before this migration is its own story).
+TOPIC_STORY_MINUTE = "topic_story_minute"
+ENTITY_STORY_MINUTE = "entity_story_minute"
+_STORY = "if(story_id = '', doc_id, story_id)"
+
+
+def _story_aggregate(table: str, source: str, key: str) -> tuple[str, ...]:
+    """Distinct stories per minute × ``key`` × sentiment from ``source``: the table, its view, the backfill."""
+    select = (f"SELECT toStartOfMinute(published_at) AS minute, {key}, sentiment, uniqExactState({_STORY}) AS stories "
+              f"FROM {{db}}.{source}")
+    return (
+        f"CREATE TABLE IF NOT EXISTS {{db}}.{table} (minute DateTime('UTC'), {key} "
+        f"{'LowCardinality(String)' if key == 'topic' else 'String'}, sentiment LowCardinality(String), "
+        f"stories AggregateFunction(uniqExact, String)) ENGINE = AggregatingMergeTree "
+        f"PARTITION BY toYYYYMM(minute) ORDER BY (minute, {key}, sentiment)",
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.{table}_mv TO {{db}}.{table} AS {select} "
+        f"GROUP BY minute, {key}, sentiment",
+        f"INSERT INTO {{db}}.{table} {select} FINAL GROUP BY minute, {key}, sentiment",
+    )
+
+
+_V3 = (
+    *(f"ALTER TABLE {{db}}.{table} ADD COLUMN IF NOT EXISTS story_id String DEFAULT ''"
+      for table in (DOCUMENTS, PREDICTIONS, ENTITY_MENTIONS)),
+    *_story_aggregate(TOPIC_STORY_MINUTE, PREDICTIONS, "topic"),
+    *_story_aggregate(ENTITY_STORY_MINUTE, ENTITY_MENTIONS, "entity_key"),
+)
+MIGRATIONS += (Migration(3, "story ids and per-minute distinct-story aggregates", _V3),)
 MIGRATIONS += (Migration(4, "prediction_writes: an audit log of every prediction insert", _V4),)

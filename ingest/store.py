@@ -62,15 +62,16 @@ REFUSED_CODES = frozenset({
 
 DOCUMENT_COLUMNS = (
     "doc_id", "source", "kind", "published_at", "title", "text", "url", "author", "lang", "meta", "content_hash",
-    "schema_version", "ingested_at",
+    "schema_version", "ingested_at", "story_id",
 )
 PREDICTION_COLUMNS = (
     "doc_id", "model_version", "published_at", "source", "kind", "topic", "topic_score", "sentiment",
     "sentiment_score", "p_negative", "p_neutral", "p_positive", "topic_probs", "truncated", "ingested_at",
+    "story_id",
 )
 MENTION_COLUMNS = (
     "doc_id", "published_at", "source", "kind", "topic", "start", "end", "label", "text", "entity_key", "company_id",
-    "score", "sentiment", "ingested_at",
+    "score", "sentiment", "ingested_at", "story_id",
 )
 
 
@@ -285,7 +286,7 @@ def _document_row(d: EnrichedDocument) -> list[Any]:
     return [
         doc.id, doc.source, doc.kind, doc.published_at, doc.title or "", doc.text, doc.url or "", doc.author or "",
         doc.lang or "", json.dumps(doc.meta, ensure_ascii=False, default=str), d.content_hash, doc.schema_version,
-        d.ingested_at,
+        d.ingested_at, d.story_id or doc.id,
     ]
 
 
@@ -295,7 +296,7 @@ def _prediction_row(d: EnrichedDocument) -> list[Any]:
     return [
         doc.id, p.model_version, doc.published_at, doc.source, doc.kind, p.topic, p.topic_probs.get(p.topic, 0.0),
         p.sentiment, p.sentiment_score, probs.get("negative", 0.0), probs.get("neutral", 0.0),
-        probs.get("positive", 0.0), dict(p.topic_probs), int(p.truncated), d.ingested_at,
+        probs.get("positive", 0.0), dict(p.topic_probs), int(p.truncated), d.ingested_at, d.story_id or doc.id,
     ]
 
 
@@ -306,7 +307,7 @@ def _mention_rows(d: EnrichedDocument, labels: tuple[str, str] | None = None) ->
     for e in p.entities:
         yield [
             doc.id, doc.published_at, doc.source, doc.kind, topic, e.start, e.end, e.label, e.text, entity_key(e),
-            e.company_id or "", e.score, sentiment, d.ingested_at,
+            e.company_id or "", e.score, sentiment, d.ingested_at, d.story_id or doc.id,
         ]
 
 

@@ -20,7 +20,7 @@ def test_a_tripled_negative_share_with_enough_documents_is_significant() -> None
 
 
 def test_volume_gate_blocks_tiny_windows_even_when_all_negative() -> None:
-    s = _score([3, 3, 3, 3], [3, 3, 3, 3], p=0.1, config=DetectorConfig(min_docs=20, spans=(1, 2)))
+    s = _score([3, 3, 3, 3], [3, 3, 3, 3], p=0.1, config=DetectorConfig(spans=(1, 2)))
     assert not s.significant.any()
 
 

@@ -71,7 +71,7 @@ def test_message_says_what_by_how_much_over_which_window_with_links() -> None:
     m = compose([(_event(severity=Severity.WARNING), Evidence()), (_event("entity", "wfc", Severity.CRITICAL,
                  display="Wells Fargo"), ev)], "https://grafana.test/d/finmon")
     assert m.title.startswith("[CRITICAL] negative talk about entity Wells Fargo") and "(+1 more)" in m.title
-    assert "60% (30 of 50 documents) against a baseline of 20% (3.0x)" in m.text
+    assert "30 of 50 distinct stories, a negative share of 60% against a baseline of 20% (3.0x)" in m.text
     assert "over the 30 min from 23:00 to 2026-11-09 23:30 UTC" in m.text
     assert "https://n.test/1?a=1&b=2" in m.text and "Top entities: Wells Fargo (12)" in m.text
     assert "WFC fined &lt;again&gt;" in m.html and 'href="https://n.test/1?a=1&amp;b=2"' in m.html

@@ -38,7 +38,7 @@ def test_report_shows_the_stored_numbers(store: Store, tmp_path: Path) -> None:
     path = write_report(store, tmp_path / "out" / "report.html", alerts=alerts)
     html = path.read_text()
 
-    assert "9 documents, 2026-11-09 13:00 UTC .. 2026-11-09 14:02 UTC" in html
+    assert "9 documents, 2026-11-09 13:00 UTC .. 2026-11-09 14:02 UTC; 9 distinct stories" in html
     bars = _svgs(html)[0]
     values = {t.text for t in bars.iter("{http://www.w3.org/2000/svg}text")}
     assert {"Markets", "Macro", "6", "3"} <= values

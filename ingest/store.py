@@ -26,11 +26,15 @@ from ingest.records import EnrichedDocument
 from ingest.schema import (  # noqa: F401  (re-exported: the table names are imported from here)
     DOCUMENTS,
     ENTITY_MENTIONS,
+    ENTITY_ID_MINUTE,
     ENTITY_MINUTE,
+    KG_ENTITIES,
+    KG_RELATIONS,
     MIGRATIONS,
     MIGRATIONS_DDL,
     MIGRATIONS_TABLE,
     PREDICTIONS,
+    SECTOR_MINUTE,
     TOPIC_MINUTE,
 )
 
@@ -50,7 +54,7 @@ PREDICTION_COLUMNS = (
 )
 MENTION_COLUMNS = (
     "doc_id", "published_at", "source", "kind", "topic", "start", "end", "label", "text", "entity_key", "company_id",
-    "score", "sentiment", "ingested_at",
+    "score", "sentiment", "ingested_at", "name", "entity_kind", "sector",
 )
 
 
@@ -68,10 +72,13 @@ class StoreUnavailable(StoreError):
 
 
 def entity_key(span: EntitySpan) -> str:
-    """The key entities are counted under: the linked company id, else the casefolded surface form.
+    """The key entities are counted under: the linker's ``entity_id`` (graph id or normal name), else the linked
+    company id, else the casefolded surface form.
 
     ``$aapl`` and ``$AAPL`` are one ticker; ``Goldman  Sachs`` and ``goldman sachs`` one organisation.
     """
+    if span.entity_id:
+        return span.entity_id
     if span.company_id:
         return span.company_id
     text = _SPACES.sub(" ", unicodedata.normalize("NFKC", span.text)).strip()
@@ -217,8 +224,16 @@ def _mention_rows(d: EnrichedDocument) -> Iterator[list[Any]]:
     for e in p.entities:
         yield [
             doc.id, doc.published_at, doc.source, doc.kind, p.topic, e.start, e.end, e.label, e.text, entity_key(e),
-            e.company_id or "", e.score, p.sentiment, d.ingested_at,
+            e.company_id or "", e.score, p.sentiment, d.ingested_at, e.name or e.text, entity_kind(e), e.sector or "",
         ]
+
+
+def entity_kind(span: EntitySpan) -> str:
+    """company / place / institution for a graph link (by its id), else the span's label."""
+    key = span.entity_id or ""
+    if span.company_id and key == span.company_id:
+        return "company"
+    return {"loc": "place", "org": "institution"}.get(key.partition(":")[0] if ":" in key else "", span.label)
 
 
 def _masked(dsn: str) -> str:

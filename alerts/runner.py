@@ -60,7 +60,8 @@ class Runner:
         first = int((begin - start) / step)
         events: list[Event] = []
         for series in source.series(self.store, start, until, self.config.step_minutes,
-                                    entities=self.settings.entities, min_entity_negatives=self.config.min_negative):
+                                    entities=self.settings.entities, min_entity_negatives=self.config.min_negative,
+                                    sectors=self.settings.sectors):
             state = states.setdefault(series.subject, TrackState())
             scores = score_series(self.config, series, first)
             for j in range(scores.pvalue.size):

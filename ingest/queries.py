@@ -110,7 +110,7 @@ def time_bounds(store: Store) -> tuple[datetime, datetime] | None:
 
 def example_documents(
     store: Store, start: datetime | None = None, end: datetime | None = None, *, topic: str | None = None,
-    entity_key: str | None = None, sentiment: str | None = None, limit: int = 5,
+    entity_key: str | None = None, sentiment: str | None = None, limit: int = 5, sector: str | None = None,
 ) -> list[dict[str, Any]]:
     """Documents behind a count (for an alert or a drill-down), most confident first, then newest."""
     sql = (
@@ -124,9 +124,11 @@ def example_documents(
         "AND ({sentiment:Nullable(String)} IS NULL OR p.sentiment = {sentiment:Nullable(String)}) "
         "AND ({entity:Nullable(String)} IS NULL OR p.doc_id IN "
         f"(SELECT doc_id FROM {ENTITY_MENTIONS} WHERE entity_key = {{entity:Nullable(String)}})) "
+        "AND ({sector:Nullable(String)} IS NULL OR p.doc_id IN "
+        f"(SELECT doc_id FROM {ENTITY_MENTIONS} WHERE sector = {{sector:Nullable(String)}})) "
         "ORDER BY p.sentiment_score DESC, p.published_at DESC, p.doc_id LIMIT {limit:UInt32}"
     )
-    params = {"topic": topic, "sentiment": sentiment, "entity": entity_key, "limit": limit}
+    params = {"topic": topic, "sentiment": sentiment, "entity": entity_key, "sector": sector, "limit": limit}
     return store.query(sql, {**_range(start, end), **params})
 
 

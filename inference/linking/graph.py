@@ -18,6 +18,9 @@ from inference.linking.names import alias_key, ticker
 COMPANY, PLACE, INSTITUTION = "company", "place", "institution"
 KINDS = (COMPANY, PLACE, INSTITUTION)
 FORMAT_VERSION = 1
+# the GICS sectors the S&P table assigns: what sector alerts and routing rules (``sectors: [Financials]``) name
+SECTORS = ("Communication Services", "Consumer Discretionary", "Consumer Staples", "Energy", "Financials",
+           "Health Care", "Industrials", "Information Technology", "Materials", "Real Estate", "Utilities")
 
 
 @dataclass(frozen=True, slots=True)

@@ -183,6 +183,11 @@ class Store:
             self._client.insert(DOCUMENTS, [_document_row(d) for d in unique], column_names=DOCUMENT_COLUMNS)
         log.debug("wrote %d documents, %d entity mentions", len(unique), len(mentions))
 
+    def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> None:
+        """Insert rows into one of the schema's tables (reference data such as the knowledge graph)."""
+        with _errors(f"inserting {len(rows)} rows into {table}"):
+            self._client.insert(table, list(rows), column_names=list(columns))
+
     # -- reads ----------------------------------------------------------------------------------------------------
 
     def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:

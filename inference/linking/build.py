@@ -33,7 +33,8 @@ _SECURITY = re.compile(
     r"Capital Stock.*|Subordinate Voting.*))$", re.IGNORECASE)
 _LEGAL_TAIL = re.compile(r"(?:,?\s+(?:&\s+Co|Inc|Incorporated|Corp|Corporation|Co|Company|Ltd|Limited|plc|PLC|LLC|"
                          r"L\.P|N\.V|S\.A|AG|SE)\.?)+$")
-_CLASS = re.compile(r"\s*\((?:Class|Series) [A-Z]\)$")
+_FUND = re.compile(r"\b(?:ETF|ETN|FUND|TRUST|PORTFOLIO|SHARES)\b", re.IGNORECASE)
+_CLASS = re.compile(r"\s*\((?:Class [A-Z]|Series [A-Z]|The)\)$")
 
 
 # short forms people write that no table lists (reviewed by hand); the primary ticker -> extra aliases
@@ -66,6 +67,7 @@ class _Draft:
     sp500: bool = False
     listed: bool = False
     sp_tickers: set[str] = field(default_factory=set)
+    sec_names: list[str] = field(default_factory=list)  # EDGAR names of the CIK
     listings: dict[str, tuple[str, bool]] = field(default_factory=dict)  # ticker -> (exchange, ETF)
     names_of: dict[str, list[str]] = field(default_factory=dict)  # ticker -> names from listings/aliases
 
@@ -104,7 +106,7 @@ def build_graph(companies_dir: Path, base: bool = False) -> Graph:
     sec = json.loads((companies_dir / SEC).read_text(encoding="utf-8"))
     for cik, name, sym, exchange in sec["data"]:
         d = draft_for(int(cik), ticker(sym))
-        d.names.append(name)
+        d.sec_names.append(name)
         d.exchange = d.exchange or (exchange or "")
     with open(companies_dir / NASDAQ, encoding="utf-8", newline="") if not base else _empty() as fh:
         for row in csv.DictReader(fh):
@@ -150,18 +152,22 @@ def _node(d: _Draft) -> Node:
     primary = d.tickers[0] if d.sp500 else min(plain, key=lambda t: (t not in d.listings, len(t), t))
     # names of the issuer's own share classes only: an ETN or a fund filed under a bank's CIK is not the bank
     family = {t for t in d.tickers if t.split(".")[0] == primary.split(".")[0]} | d.sp_tickers
-    names = [n.strip() for n in d.names + [a for t in d.tickers if t in family for a in d.names_of.get(t, ())[:1]]
-             if n and n.strip()]
+    exchange, etf = d.listings.get(primary, (d.exchange, False))
+    # an ETN filed under its bank's CIK carries the bank's EDGAR name: a fund is named by its listings only
+    own = [a for t in d.tickers if t in family for a in d.names_of.get(t, ())[:1]]
+    sec = [n for n in d.sec_names if not (etf and own) or _FUND.search(n)]
+    names = [n.strip() for n in d.names + sec + own if n and n.strip()]
     extra = [a.strip() for t in d.tickers if t in family for a in d.names_of.get(t, ())[1:] if a.strip()]
     # a name written ALL CAPS (the EDGAR style) is an alias, not what people read
     display = _LEGAL_TAIL.sub("", next((n for n in names if not n.isupper()), names[0] if names else primary)) or primary
     legal = max((n for n in names if alias_key(n) == alias_key(display) or n.isupper()), key=len, default="")
+    rank = 2 if d.sp500 else (1 if primary in d.listings and not etf else 0)
     seen, unique = {display}, []
-    for alias in [*names, *extra]:
+    # a fund, an unlisted or OTC name is found by its own names only: the alias list's guesses for it
+    # ("Credit Suisse" for a Credit Suisse ETN) would take the names of companies the graph does not hold
+    for alias in [*names, *(extra if rank else ())]:
         if alias not in seen:
             seen.add(alias)
             unique.append(alias)
-    exchange, etf = d.listings.get(primary, (d.exchange, False))
-    rank = 2 if d.sp500 else (1 if primary in d.listings and not etf else 0)
     return Node(primary, COMPANY, display, tuple(unique), tuple(d.tickers), legal if legal != display else "",
                 exchange or d.exchange, d.cik, d.sector, d.industry, etf, rank=rank)

@@ -48,6 +48,9 @@ class Graph:
     _tickers: dict[str, str] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
+        from inference.linking.world import INDEX_NAMES
+
+        blocked = {alias_key(n) for n in INDEX_NAMES}
         aliases: dict[str, set[str]] = {}
         for node in self.nodes.values():
             for alias in (node.name, node.legal_name, *node.aliases):
@@ -59,7 +62,8 @@ class Graph:
         # a curated place or institution owns its aliases: "Fed" or "SEC" never goes to a company of that name
         for key, ids in aliases.items():
             curated = {i for i in ids if self.nodes[i].kind != COMPANY}
-            self._aliases[key] = tuple(sorted(curated or ids))
+            if curated or key not in blocked:
+                self._aliases[key] = tuple(sorted(curated or ids))
 
     def candidates(self, name: str) -> tuple[Node, ...]:
         return tuple(self.nodes[i] for i in self._aliases.get(alias_key(name), ()))
@@ -83,7 +87,7 @@ class Graph:
         path.parent.mkdir(parents=True, exist_ok=True)
         doc = {"format": FORMAT_VERSION, "sources": self.sources,
                "nodes": [_compact(asdict(n)) for n in sorted(self.nodes.values(), key=lambda n: n.id)]}
-        with gzip.GzipFile(path, "wb", mtime=0) as fh:  # mtime=0: same input, same bytes
+        with open(path, "wb") as raw, gzip.GzipFile("", "wb", fileobj=raw, mtime=0) as fh:  # same graph, same bytes
             fh.write(json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode())
         return path
 

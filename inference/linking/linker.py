@@ -18,12 +18,12 @@ from functools import lru_cache
 
 from inference.decoding.prediction import EntitySpan
 from inference.linking.graph import COMPANY, Graph, Node
-from inference.linking.names import display_key, ticker
+from inference.linking.names import LEGAL_SUFFIXES, display_key, ticker, words
 from inference.linking.installed import load_default_graph
 
 log = logging.getLogger(__name__)
 
-TICKER, ORG, LOC = "TICKER", "ORG", "LOC"
+TICKER, ORG, LOC, PER = "TICKER", "ORG", "LOC", "PER"
 # topics that point at one sector when a name is shared by companies of different sectors
 TOPIC_SECTORS = {"Energy | Oil": "Energy", "Financials": "Financials", "Gold | Metals | Materials": "Materials"}
 
@@ -36,8 +36,8 @@ class EntityLinker:
         if span.label == TICKER:
             node = self.graph.by_ticker(span.company_id or span.text, reuters=span.text.startswith("<"))
             return (node,) if node and node.kind == COMPANY else ()
-        if span.label == ORG:
-            return self.graph.candidates(span.text)
+        if span.label == ORG or (span.label == PER and _legal_tail(span.text)):
+            return self.graph.candidates(span.text)  # "Forge Global Holdings" tagged PER is still a company
         if span.label == LOC:
             return tuple(n for n in self.graph.candidates(span.text) if n.kind != COMPANY)
         return ()
@@ -51,7 +51,30 @@ class EntityLinker:
         for i, cands in enumerate(found):
             if chosen[i] is None and len(cands) > 1:
                 chosen[i] = _by_context(cands, context, sectors)
+        _pair_reuters_codes(spans, chosen)
         return [_linked(s, n) for s, n in zip(spans, chosen, strict=True)]
+
+
+def _pair_reuters_codes(spans: Sequence[EntitySpan], chosen: list[Node | None]) -> None:
+    """"Meta Platforms Inc <FB.O>": a Reuters code right after a name is that name's listing. The name's company
+    wins over what the code alone resolves to (an old ticker now used by a fund, a foreign listing the graph does
+    not hold), and a name the graph does not know takes the code's company."""
+    for i in range(1, len(spans)):
+        code, name = spans[i], spans[i - 1]
+        if code.label != TICKER or not code.text.startswith("<") or name.label not in (ORG, PER):
+            continue
+        if not 0 <= code.start - name.end <= 1:
+            continue
+        a, b = chosen[i - 1], chosen[i]
+        if a is not None and a.kind == COMPANY:
+            chosen[i] = a
+        elif a is None and b is not None and b.rank > 0:
+            chosen[i - 1] = b
+
+
+def _legal_tail(text: str) -> bool:
+    ws = words(text)
+    return len(ws) > 1 and ws[-1] in LEGAL_SUFFIXES - {"&", "and", "the"}
 
 
 def _by_prior(cands: tuple[Node, ...]) -> Node | None:

@@ -82,7 +82,8 @@ def _eval(args: argparse.Namespace) -> int:
     from inference.linking.evaluation import EVAL_FILE, evaluate, read_mentions
     from inference.linking.linker import EntityLinker
 
-    metrics = evaluate(EntityLinker(_graph(None)), read_mentions(args.file or EVAL_FILE))
+    mentions = read_mentions(args.file or EVAL_FILE)
+    metrics = evaluate(EntityLinker(_graph(None)), mentions)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -1,6 +1,7 @@
 """Where the graph lives: built by ``finmon kg build`` into ``$FINMON_HOME/kg/graph.json.gz``; without it, built
-on first use from the reference tables when they are on this machine; else the committed base graph
-(``resources/graph_base.json.gz``: SEC names and tickers + MIT aliases + the curated table, no sectors)."""
+in memory on first use from the reference tables when they are on this machine (a few seconds, never cached
+behind the user's back: a cache would go stale when the tables or the code change); else the committed base
+graph (``resources/graph_base.json.gz``: SEC names and tickers + MIT aliases + the curated table, no sectors)."""
 
 from __future__ import annotations
 
@@ -34,9 +35,8 @@ def load_default_graph() -> Graph | None:
     if (companies_dir() / "sp500_constituents.csv").is_file():
         from inference.linking.build import build_graph
 
-        graph = build_graph(companies_dir())
-        log.info("knowledge graph built from %s and saved to %s", companies_dir(), graph.save(path))
-        return graph
+        log.info("no knowledge graph at %s: building it from %s (`finmon kg build` saves it)", path, companies_dir())
+        return build_graph(companies_dir())
     if BASE_GRAPH.is_file():
         log.warning("no knowledge graph at %s: using the base graph (no sectors); run `finmon kg build`", path)
         return Graph.load(BASE_GRAPH)

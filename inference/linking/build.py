@@ -51,6 +51,35 @@ COMPANY_ALIASES: dict[str, tuple[str, ...]] = {
 }
 
 
+# a trailing word that describes what a company does: people drop it ("Teladoc" for Teladoc Health, "Truist" for
+# Truist Financial), so the name without it is an alias too — unless what is left is a common word ("United")
+_DESCRIPTORS = frozenset({
+    "financial", "automotive", "holdings", "technologies", "technology", "therapeutics", "pharmaceuticals",
+    "communications", "entertainment", "brands", "industries", "systems", "software", "networks", "platforms",
+    "health", "healthcare", "bancorp", "bancshares", "worldwide", "enterprises", "global", "biosciences",
+    "semiconductor", "interactive", "labs", "robotics", "motors", "airways", "video", "innovation",
+})
+_COMMON = frozenset({
+    "united", "first", "national", "american", "general", "international", "global", "new", "great", "southern",
+    "northern", "western", "eastern", "pacific", "atlantic", "central", "capital", "community", "peoples",
+    "citizens", "home", "state", "trust", "energy", "health", "bank", "advanced", "applied", "digital", "data",
+    "core", "power", "life", "smart", "prime", "alpha", "focus", "summit", "pioneer", "liberty", "victory",
+    "select", "premier", "royal", "standard", "universal", "world", "north", "south", "west", "east", "china",
+})
+
+
+def _short_name(name: str) -> str | None:
+    """"Teladoc Health" -> "Teladoc"; None when nothing can be dropped or what is left is too generic."""
+    ws = _LEGAL_TAIL.sub("", name).split()
+    if len(ws) < 2 or ws[-1].casefold() not in _DESCRIPTORS:
+        return None
+    rest = ws[:-1]
+    key = alias_key(" ".join(rest))
+    if len(key) < 4 or (len(rest) == 1 and rest[0].casefold() in _COMMON | _DESCRIPTORS):
+        return None
+    return " ".join(rest)
+
+
 class GraphBuildError(FinmonError):
     """A reference table is missing or not in the expected format."""
 
@@ -165,7 +194,8 @@ def _node(d: _Draft) -> Node:
     seen, unique = {display}, []
     # a fund, an unlisted or OTC name is found by its own names only: the alias list's guesses for it
     # ("Credit Suisse" for a Credit Suisse ETN) would take the names of companies the graph does not hold
-    for alias in [*names, *(extra if rank else ())]:
+    short = [a for a in {_short_name(display), _short_name(legal)} if a] if rank else []
+    for alias in [*names, *(extra if rank else ()), *short]:
         if alias not in seen:
             seen.add(alias)
             unique.append(alias)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 # legal forms and filler that never tell two companies apart (stripped from the end of a name only)
 LEGAL_SUFFIXES = frozenset({
@@ -24,15 +25,18 @@ _TICKER_SEP = re.compile(r"[-/_]")
 REUTERS_US = frozenset({"N", "O", "OQ", "A", "K", "P", "PK"})
 
 
-def words(text: str) -> list[str]:
+@lru_cache(maxsize=1 << 16)  # a stream repeats its names: most calls are cache hits
+def words(text: str) -> tuple[str, ...]:
     """Lower-case words of ``text`` without accents, possessives and punctuation (``&`` is kept as a word)."""
-    text = unicodedata.normalize("NFKD", text)
-    text = "".join(c for c in text if not unicodedata.combining(c))
+    if not text.isascii():
+        text = unicodedata.normalize("NFKD", text)
+        text = "".join(c for c in text if not unicodedata.combining(c))
     text = _POSSESSIVE.sub("", text.casefold())
     text = _JOIN.sub("", text).replace("&", " & ")
-    return [w for w in _SPLIT.split(text) if w]
+    return tuple(w for w in _SPLIT.split(text) if w)
 
 
+@lru_cache(maxsize=1 << 16)
 def alias_key(text: str) -> str:
     """The index key of a name: its words without a leading "the" and trailing legal forms, joined without
     spaces (so "JP Morgan" and "JPMorgan" meet). A name made only of legal forms keys to itself."""
@@ -47,7 +51,7 @@ def alias_key(text: str) -> str:
 
 def display_key(text: str) -> str:
     """The key an unlinked name is counted under: readable words (``elon musk``), possessives and case folded."""
-    ws = words(text)
+    ws = list(words(text))
     while len(ws) > 1 and ws[-1] in LEGAL_SUFFIXES - {"&", "and"}:
         ws.pop()
     return " ".join(ws)

@@ -1,8 +1,9 @@
 """Rules and routing, from YAML: which alerts go to which channels, quiet hours, per-channel rate limits.
 
-A route matches an event when its subject is one of ``topics`` (topic alerts) or ``companies`` (entity alerts,
-by name, key or company id, case-insensitive), or when both lists are empty, and its severity is at least
-``min_severity``. Quiet hours *defer* an event to the end of the quiet period (critical ones pass by default);
+A route matches an event when its subject is one of ``topics`` (topic alerts), ``companies`` or ``entities``
+(entity alerts — companies, places, institutions — by graph id or display name, case-insensitive: ``TSLA``,
+``Tesla``, ``org:FED``, ``Federal Reserve``) or ``sectors`` (sector alerts: ``Financials``), or when all lists
+are empty, and its severity is at least ``min_severity``. Quiet hours *defer* an event to the end of the quiet period (critical ones pass by default);
 a rate limit *defers* sends beyond ``count`` per ``per_minutes``. Nothing is dropped. Secrets live in the
 environment: a channel names the variables (``url_env``, ``secret_env``, ``password_env``...).
 """
@@ -22,6 +23,7 @@ from alerts.detection import Severity
 from alerts.errors import RulesError
 from alerts.tracker import Event
 from inference.labels import TOPICS
+from inference.linking.graph import SECTORS
 
 CHANNEL_TYPES = ("email", "slack", "feishu", "dingtalk", "wecom", "webhook", "console")
 
@@ -78,6 +80,8 @@ class Route:
     channels: tuple[str, ...]
     topics: frozenset[str] = frozenset()
     companies: frozenset[str] = frozenset()
+    sectors: frozenset[str] = frozenset()
+    entities: frozenset[str] = frozenset()  # places, institutions or any entity by graph id or name
     min_severity: Severity = Severity.WARNING
     resolved: bool = True  # also notify when the alert resolves
     quiet: QuietHours | None = None
@@ -85,12 +89,14 @@ class Route:
     def matches(self, event: Event) -> bool:
         if event.severity < self.min_severity or (event.status == "resolved" and not self.resolved):
             return False
-        if not self.topics and not self.companies:
+        if not (self.topics or self.companies or self.sectors or self.entities):
             return True
         if event.subject.kind == "topic":
             return event.subject.name in self.topics
+        if event.subject.kind == "sector":
+            return event.subject.name.casefold() in self.sectors
         names = {event.subject.name.casefold(), event.subject.title.casefold()}
-        return bool(names & self.companies)
+        return bool(names & (self.companies | self.entities))
 
 
 @dataclass(frozen=True)
@@ -160,7 +166,13 @@ def _route(i: int, spec: dict[str, Any], channels: dict[str, Channel], where: st
     except (KeyError, ValueError, ZoneInfoNotFoundError) as exc:
         raise RulesError(f"{where}: route {name!r}: {exc}") from exc
     companies = frozenset(str(c).casefold() for c in match.get("companies") or ())
-    return Route(name, targets, topics, companies, min_severity, bool(spec.get("resolved", True)), quiet)
+    entities = frozenset(str(c).casefold() for c in match.get("entities") or ())
+    sectors = frozenset(str(c).casefold() for c in match.get("sectors") or ())
+    unknown = sorted(sectors - {s.casefold() for s in SECTORS})
+    if unknown:
+        raise RulesError(f"{where}: route {name!r} names unknown sectors {unknown}; expected some of {list(SECTORS)}")
+    return Route(name, targets, topics, companies, sectors, entities, min_severity, bool(spec.get("resolved", True)),
+                 quiet)
 
 
 def _quiet(spec: dict[str, Any]) -> QuietHours:

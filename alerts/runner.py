@@ -60,7 +60,8 @@ class Runner:
         first = int((begin - start) / step)
         events: list[Event] = []
         subjects = source.series(self.store, start, until, self.config.step_minutes,
-                                 entities=self.settings.entities, min_entity_negatives=self.config.min_negative)
+                                 entities=self.settings.entities, min_entity_negatives=self.config.min_negative,
+                                 sectors=self.settings.sectors)
         priors = prior_rates(self.config, subjects, first)
         for series in subjects:
             state = states.setdefault(series.subject, TrackState())

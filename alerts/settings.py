@@ -28,7 +28,8 @@ class AlertsSettings(StageSettings):
     alpha: float = 1e-5
     min_negative: int = 8  # negative stories in a window needed to open an alert (the volume floor)
     history_days: int = 14
-    entities: bool = True  # detect per entity (company) too, not only per topic
+    entities: bool = True  # detect per entity (company, place, institution) too, not only per topic
+    sectors: bool = True  # detect per sector of the knowledge graph too (distinct documents naming its companies)
     poll_seconds: float = 30.0
     max_attempts: int = 8  # send attempts per delivery before it is marked failed
     backoff_seconds: float = 5.0  # first retry delay; doubles up to backoff_max_seconds

@@ -19,13 +19,17 @@ from ingest import queries, story_queries
 from ingest.store import Store
 
 NEGATIVE = "negative"
+SECTOR = "sector"  # the subject kind of a sector roll-up (a GICS sector of the graph's companies)
 
 
 def series(
-    store: Store, start: datetime, end: datetime, step_minutes: int, *, entities: bool, min_entity_negatives: int
+    store: Store, start: datetime, end: datetime, step_minutes: int, *, entities: bool, min_entity_negatives: int,
+    sectors: bool = False,
 ) -> list[StepSeries]:
-    """One series per topic (and per entity with at least ``min_entity_negatives`` negative documents in the
-    last day of the range), from ``start`` (step-aligned) to ``end`` (exclusive, step-aligned)."""
+    """One series per topic (and per entity, by graph id — a company, place or institution, else a normal name —
+    and per sector, each with at least ``min_entity_negatives`` negative documents in the last day of the range),
+    from ``start`` (step-aligned) to ``end`` (exclusive, step-aligned). A sector counts distinct documents: a
+    surge spread over several banks shows there even when each bank alone is quiet."""
     steps = int((end - start) / timedelta(minutes=step_minutes))
     bucket = step_minutes * 60
     bounds = queries.time_bounds(store)
@@ -33,15 +37,23 @@ def series(
     grid = _Grid(start, step_minutes, steps, observed)
     out = grid.collect(queries.topic_counts(store, start, end, bucket_seconds=bucket),
                        story_queries.topic_story_counts(store, start, end, bucket_seconds=bucket), "topic", "topic")
+    day = end - timedelta(days=1)
     if entities:
-        recent = queries.entity_counts(store, end - timedelta(days=1), end, bucket_seconds=None)
-        keys = sorted({r["entity_key"] for r in recent if r["sentiment"] == NEGATIVE
+        recent = queries.graph_entity_counts(store, day, end, bucket_seconds=None)
+        keys = sorted({r["entity_id"] for r in recent if r["sentiment"] == NEGATIVE
                        and r["docs"] >= min_entity_negatives})
         if keys:
-            rows = queries.entity_counts(store, start, end, bucket_seconds=bucket, entity_keys=keys)
+            rows = queries.graph_entity_counts(store, start, end, bucket_seconds=bucket, entity_ids=keys)
+            # mentions are stored under their entity id (ingest.store.entity_key), so story rows key on it too
             story_rows = story_queries.entity_story_counts(store, start, end, bucket_seconds=bucket, entity_keys=keys)
-            names = {r["entity_key"]: r["name"] or r["entity_key"] for r in recent}
-            out += grid.collect(rows, story_rows, "entity", "entity_key", names)
+            names = {r["entity_id"]: r["name"] or r["entity_id"] for r in recent}
+            out += grid.collect(rows, story_rows, "entity", "entity_id", names, story_field="entity_key")
+    if sectors:
+        recent = queries.sector_counts(store, day, end, bucket_seconds=None)
+        keys = sorted({r["sector"] for r in recent if r["sentiment"] == NEGATIVE and r["docs"] >= min_entity_negatives})
+        if keys:
+            rows = queries.sector_counts(store, start, end, bucket_seconds=bucket, sectors=keys)
+            out += grid.collect(rows, None, SECTOR, "sector", {k: k for k in keys})
     return out
 
 
@@ -62,10 +74,11 @@ class _Grid:
                     k[r[field]][i] += r[value]
         return n, k
 
-    def collect(self, doc_rows: list[dict], story_rows: list[dict], kind: str, field: str,
-                names: dict[str, str] | None = None) -> list[StepSeries]:
+    def collect(self, doc_rows: list[dict], story_rows: list[dict] | None, kind: str, field: str,
+                names: dict[str, str] | None = None, story_field: str | None = None) -> list[StepSeries]:
+        """Series of ``kind`` keyed by ``field``; without story rows (no story roll-up) stories are documents."""
         n, k = self._fill(doc_rows, field, "docs")
-        sn, sk = self._fill(story_rows, field, "stories")
+        sn, sk = (n, k) if story_rows is None else self._fill(story_rows, story_field or field, "stories")
         names = names or {}
         out = []
         for key in sorted(n):
@@ -84,7 +97,8 @@ def evidence(store: Store, event: Event, headlines: int = 3, entities: int = 5, 
     key = event.subject.name if event.subject.kind == "entity" else None
     docs = queries.example_documents(
         store, start, event.at, topic=event.subject.name if event.subject.kind == "topic" else None,
-        entity_key=key, sentiment=NEGATIVE, limit=headlines,
+        entity_key=key, sector=event.subject.name if event.subject.kind == SECTOR else None, sentiment=NEGATIVE,
+        limit=headlines,
     )
     heads = tuple(Headline((d["title"] or d["text"])[:160], d["url"], d["source"]) for d in docs)
     found = story_queries.stories(store, start, event.at, topic=event.subject.name if event.subject.kind == "topic"

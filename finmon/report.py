@@ -61,8 +61,9 @@ def summary_text(store: Store, *, alerts: Sequence[dict[str, Any]] = ()) -> str:
         mix = " / ".join(f"{_pct(row[s], row['docs']):>4}" for s in SENTIMENTS)
         lines.append(f"  {row['topic']:<30} {row['docs']:>6,}   {mix}")
     lines.append("Top entities:")
-    for e in queries.top_entities(store, limit=10):
-        lines.append(f"  {e['name']:<30} {e['label']:<7} {e['docs']:>5,} docs, {_pct(e['negative'], e['docs'])} negative")
+    for e in queries.top_graph_entities(store, limit=10):
+        lines.append(f"  {queries.entity_title(e):<36} {e['kind']:<11} {e['docs']:>5,} docs, "
+                     f"{_pct(e['negative'], e['docs'])} negative")
     lines.append(f"Alerts: {len(alerts)}")
     for alert in alerts:
         lines.append("  " + ", ".join(f"{k}={_cell(v)}" for k, v in alert.items()))
@@ -73,7 +74,7 @@ def write_report(store: Store, path: Path, *, alerts: Sequence[dict[str, Any]] =
     """Write the HTML report to ``path`` (parents created) and return it."""
     mix = topic_mix(store)
     top = [row["topic"] for row in mix[:TOP_TOPICS_OVER_TIME]]
-    entities = queries.top_entities(store, limit=15)
+    entities = queries.top_graph_entities(store, limit=15)
     total, bounds = queries.document_count(store), queries.time_bounds(store)
     span = f"{_fmt(bounds[0])} .. {_fmt(bounds[1])}" if bounds else "no documents"
     stories = story_queries.story_count(store)
@@ -83,7 +84,7 @@ def write_report(store: Store, path: Path, *, alerts: Sequence[dict[str, Any]] =
         "<h2>Documents per topic</h2>" + _bars([(r["topic"], r["docs"]) for r in mix]),
         "<h2>Sentiment mix per topic</h2>" + _legend() + _stacked([(r["topic"], r) for r in mix]),
         "<h2>Negative share per hour, top topics</h2>" + _lines(negative_share_by_hour(store, top)),
-        "<h2>Top entities</h2>" + _legend() + _stacked([(f"{e['name']} ({e['label']})", e) for e in entities]),
+        "<h2>Top entities</h2>" + _legend() + _stacked([(f"{queries.entity_title(e)} ({e['kind']})", e) for e in entities]),
         "<h2>Alerts</h2>" + _table(alerts),
     ]
     html = (

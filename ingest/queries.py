@@ -12,7 +12,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from inference.labels import SENTIMENTS
-from ingest.store import DOCUMENTS, ENTITY_MENTIONS, ENTITY_MINUTE, PREDICTIONS, TICKER, TOPIC_MINUTE, Store
+from ingest.store import (
+    DOCUMENTS, ENTITY_ID_MINUTE, ENTITY_MENTIONS, ENTITY_MINUTE, PREDICTIONS, SECTOR_MINUTE, TICKER, TOPIC_MINUTE, Store,
+)
 
 _MIN = datetime(1970, 1, 1, tzinfo=UTC)
 _MAX = datetime(2105, 12, 31, tzinfo=UTC)
@@ -108,7 +110,7 @@ def time_bounds(store: Store) -> tuple[datetime, datetime] | None:
 
 def example_documents(
     store: Store, start: datetime | None = None, end: datetime | None = None, *, topic: str | None = None,
-    entity_key: str | None = None, sentiment: str | None = None, limit: int = 5,
+    entity_key: str | None = None, sentiment: str | None = None, limit: int = 5, sector: str | None = None,
 ) -> list[dict[str, Any]]:
     """Documents behind a count (for an alert or a drill-down), most confident first, then newest."""
     sql = (
@@ -122,7 +124,76 @@ def example_documents(
         "AND ({sentiment:Nullable(String)} IS NULL OR p.sentiment = {sentiment:Nullable(String)}) "
         "AND ({entity:Nullable(String)} IS NULL OR p.doc_id IN "
         f"(SELECT doc_id FROM {ENTITY_MENTIONS} WHERE entity_key = {{entity:Nullable(String)}})) "
+        "AND ({sector:Nullable(String)} IS NULL OR p.doc_id IN "
+        f"(SELECT doc_id FROM {ENTITY_MENTIONS} WHERE sector = {{sector:Nullable(String)}})) "
         "ORDER BY p.sentiment_score DESC, p.published_at DESC, p.doc_id LIMIT {limit:UInt32}"
     )
-    params = {"topic": topic, "sentiment": sentiment, "entity": entity_key, "limit": limit}
+    params = {"topic": topic, "sentiment": sentiment, "entity": entity_key, "sector": sector, "limit": limit}
     return store.query(sql, {**_range(start, end), **params})
+
+
+def graph_entity_counts(
+    store: Store, start: datetime | None = None, end: datetime | None = None, *, bucket_seconds: int | None = 60,
+    entity_ids: Sequence[str] = (), kinds: Sequence[str] = (),
+) -> list[dict[str, Any]]:
+    """Distinct documents per [bucket ×] graph entity × sentiment, with its display name, kind and sector."""
+    bucket, params = _bucket(bucket_seconds)
+    keys = (["bucket"] if bucket else []) + ["entity_id", "sentiment"]
+    sql = (
+        f"SELECT {bucket}entity_id, sentiment, min(m.name) AS name, any(m.entity_kind) AS kind, "
+        f"max(m.sector) AS sector, uniqExactMerge(m.docs) AS docs FROM {ENTITY_ID_MINUTE} AS m WHERE {_RANGE} "
+        "AND (empty({ids:Array(String)}) OR has({ids:Array(String)}, m.entity_id)) "
+        "AND (empty({kinds:Array(String)}) OR has({kinds:Array(String)}, m.entity_kind)) "
+        f"GROUP BY {', '.join(keys)} ORDER BY {', '.join(keys)}"
+    )
+    return store.query(sql, {**_range(start, end), **params, "ids": list(entity_ids), "kinds": list(kinds)})
+
+
+def top_graph_entities(
+    store: Store, start: datetime | None = None, end: datetime | None = None, *, limit: int = 10,
+    kinds: Sequence[str] = (),
+) -> list[dict[str, Any]]:
+    """The entities mentioned by most documents, one row per real-world entity (graph id, else normal name):
+    entity_id, name (the graph's display name), kind, sector, ticker (companies), docs, docs per sentiment."""
+    per_sentiment = ", ".join(
+        f"uniqExactMergeIf(m.docs, sentiment = {{s{i}:String}}) AS {name}" for i, name in enumerate(SENTIMENTS)
+    )
+    sql = (
+        "SELECT entity_id, min(m.name) AS name, any(m.entity_kind) AS kind, max(m.sector) AS sector, "
+        "if(kind = 'company', entity_id, '') AS ticker, "
+        f"uniqExactMerge(m.docs) AS docs, {per_sentiment} FROM {ENTITY_ID_MINUTE} AS m WHERE {_RANGE} "
+        "AND (empty({kinds:Array(String)}) OR has({kinds:Array(String)}, m.entity_kind)) "
+        "GROUP BY entity_id ORDER BY docs DESC, entity_id LIMIT {limit:UInt32}"
+    )
+    params = {f"s{i}": name for i, name in enumerate(SENTIMENTS)}
+    return store.query(sql, {**_range(start, end), **params, "kinds": list(kinds), "limit": limit})
+
+
+def sector_counts(
+    store: Store, start: datetime | None = None, end: datetime | None = None, *, bucket_seconds: int | None = 60,
+    sectors: Sequence[str] = (),
+) -> list[dict[str, Any]]:
+    """Distinct documents per [bucket ×] sector × sentiment: a document naming three banks counts once."""
+    bucket, params = _bucket(bucket_seconds)
+    keys = (["bucket"] if bucket else []) + ["sector", "sentiment"]
+    sql = (
+        f"SELECT {bucket}sector, sentiment, uniqExactMerge(m.docs) AS docs FROM {SECTOR_MINUTE} AS m "
+        f"WHERE {_RANGE} AND (empty({{sectors:Array(String)}}) OR has({{sectors:Array(String)}}, m.sector)) "
+        f"GROUP BY {', '.join(keys)} ORDER BY {', '.join(keys)}"
+    )
+    return store.query(sql, {**_range(start, end), **params, "sectors": list(sectors)})
+
+
+def linked_share(store: Store, start: datetime | None = None, end: datetime | None = None) -> dict[str, Any]:
+    """ORG/TICKER mentions in ``[start, end)`` and how many of them carry a company id (the linking coverage)."""
+    sql = (
+        "SELECT label, count() AS mentions, countIf(company_id != '') AS linked "
+        f"FROM {ENTITY_MENTIONS} FINAL WHERE {_DOC_RANGE} AND label IN ('ORG', 'TICKER') GROUP BY label ORDER BY label"
+    )
+    return {r["label"]: {"mentions": r["mentions"], "linked": r["linked"]} for r in store.query(sql, _range(start, end))}
+
+
+def entity_title(row: dict[str, Any]) -> str:
+    """What a row of ``top_graph_entities`` is called in a report: "Tesla (TSLA)", "United States", "elon musk"."""
+    name = row.get("name") or row["entity_id"]
+    return f"{name} ({row['ticker']})" if row.get("ticker") and row["ticker"] != name else name

@@ -23,6 +23,13 @@ TOPIC_MINUTE_MV = f"{TOPIC_MINUTE}_mv"
 ENTITY_MINUTE_MV = f"{ENTITY_MINUTE}_mv"
 PREDICTION_WRITES = "prediction_writes"
 PREDICTION_WRITES_MV = f"{PREDICTION_WRITES}_mv"
+# knowledge graph (migration 2): the graph itself, and roll-ups per graph id and per sector
+KG_ENTITIES = "kg_entities"
+KG_RELATIONS = "kg_relations"
+ENTITY_ID_MINUTE = "entity_id_sentiment_minute"
+SECTOR_MINUTE = "sector_sentiment_minute"
+ENTITY_ID_MINUTE_MV = f"{ENTITY_ID_MINUTE}_mv"
+SECTOR_MINUTE_MV = f"{SECTOR_MINUTE}_mv"
 
 
 class Migration(NamedTuple):
@@ -143,6 +150,83 @@ GROUP BY minute, entity_key, label, company_id, sentiment
 """,
 )
 
+# Migration 2: every mention carries its graph link (entity_key is the graph id or the normal name; name is the
+# graph's display name; entity_kind company/place/institution, else the span label; sector of a company), the
+# graph is a table, and two more exactly-once roll-ups count distinct documents per graph id and per sector
+# (a document naming three banks counts once for Financials). Rows written before it read name = text.
+_V2 = (
+    f"ALTER TABLE {{db}}.{ENTITY_MENTIONS} ADD COLUMN IF NOT EXISTS name String DEFAULT text",
+    f"ALTER TABLE {{db}}.{ENTITY_MENTIONS} ADD COLUMN IF NOT EXISTS entity_kind LowCardinality(String) DEFAULT label",
+    f"ALTER TABLE {{db}}.{ENTITY_MENTIONS} ADD COLUMN IF NOT EXISTS sector LowCardinality(String) DEFAULT ''",
+    f"""
+CREATE TABLE IF NOT EXISTS {{db}}.{KG_ENTITIES} (
+    id String,
+    kind LowCardinality(String),
+    name String,
+    legal_name String,
+    aliases Array(String),
+    tickers Array(String),
+    exchange LowCardinality(String),
+    cik UInt64,
+    sector LowCardinality(String),
+    industry LowCardinality(String),
+    etf UInt8,
+    country String,
+    loaded_at DateTime64(3, 'UTC')
+) ENGINE = ReplacingMergeTree(loaded_at) ORDER BY id
+""",
+    f"""
+CREATE TABLE IF NOT EXISTS {{db}}.{KG_RELATIONS} (
+    subject String,
+    relation LowCardinality(String),
+    object String,
+    loaded_at DateTime64(3, 'UTC')
+) ENGINE = ReplacingMergeTree(loaded_at) ORDER BY (subject, relation, object)
+""",
+    f"""
+CREATE TABLE IF NOT EXISTS {{db}}.{ENTITY_ID_MINUTE} (
+    minute DateTime('UTC'),
+    entity_id String,
+    entity_kind LowCardinality(String),
+    sector LowCardinality(String),
+    sentiment LowCardinality(String),
+    name SimpleAggregateFunction(min, String),
+    docs AggregateFunction(uniqExact, String)
+) ENGINE = AggregatingMergeTree
+PARTITION BY toYYYYMM(minute)
+ORDER BY (minute, entity_id, entity_kind, sector, sentiment)
+""",
+    f"""
+CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.{ENTITY_ID_MINUTE_MV} TO {{db}}.{ENTITY_ID_MINUTE} AS
+SELECT toStartOfMinute(published_at) AS minute, entity_key AS entity_id, entity_kind, sector, sentiment,
+       min(name) AS name, uniqExactState(doc_id) AS docs
+FROM {{db}}.{ENTITY_MENTIONS}
+GROUP BY minute, entity_id, entity_kind, sector, sentiment
+""",
+    f"""
+CREATE TABLE IF NOT EXISTS {{db}}.{SECTOR_MINUTE} (
+    minute DateTime('UTC'),
+    sector LowCardinality(String),
+    sentiment LowCardinality(String),
+    docs AggregateFunction(uniqExact, String)
+) ENGINE = AggregatingMergeTree
+PARTITION BY toYYYYMM(minute)
+ORDER BY (minute, sector, sentiment)
+""",
+    f"""
+CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.{SECTOR_MINUTE_MV} TO {{db}}.{SECTOR_MINUTE} AS
+SELECT toStartOfMinute(published_at) AS minute, sector, sentiment, uniqExactState(doc_id) AS docs
+FROM {{db}}.{ENTITY_MENTIONS}
+WHERE sector != ''
+GROUP BY minute, sector, sentiment
+""",
+)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "base tables and per-minute aggregates", _V1),
+    Migration(2, "knowledge graph: entity links, graph tables, per-entity and per-sector roll-ups", _V2),
+)
+
 # An audit log of every prediction insert (a plain MergeTree: it keeps every copy, never merges two into one), so
 # that a double write, which the ReplacingMergeTree base tables and the uniqExact aggregates hide by design, can
 # still be seen: `count()` per doc_id above 1 is a document predicted and counted twice. Kept 30 days.
@@ -165,7 +249,6 @@ SELECT doc_id, model_version, topic, sentiment, ingested_at FROM {{db}}.{PREDICT
 """,
 )
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "base tables and per-minute aggregates", _V1),)
 
 # -- version 3: stories (issue 12) ----------------------------------------------------------------------------------
 # Every document carries the id of the story it belongs to (``ingest.stories``: near-duplicates and re-posts of

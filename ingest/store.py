@@ -28,12 +28,16 @@ from ingest.settings import IngestSettings
 from ingest.schema import (  # noqa: F401  (re-exported: the table names are imported from here)
     DOCUMENTS,
     ENTITY_MENTIONS,
+    ENTITY_ID_MINUTE,
     ENTITY_MINUTE,
+    KG_ENTITIES,
+    KG_RELATIONS,
     MIGRATIONS,
     MIGRATIONS_DDL,
     MIGRATIONS_TABLE,
     PREDICTION_WRITES,
     PREDICTIONS,
+    SECTOR_MINUTE,
     TOPIC_MINUTE,
 )
 
@@ -71,7 +75,7 @@ PREDICTION_COLUMNS = (
 )
 MENTION_COLUMNS = (
     "doc_id", "published_at", "source", "kind", "topic", "start", "end", "label", "text", "entity_key", "company_id",
-    "score", "sentiment", "ingested_at", "story_id",
+    "score", "sentiment", "ingested_at", "story_id", "name", "entity_kind", "sector",
 )
 
 
@@ -100,10 +104,13 @@ _AUTHENTICATION_FAILED = 516
 
 
 def entity_key(span: EntitySpan) -> str:
-    """The key entities are counted under: the linked company id, else the casefolded surface form.
+    """The key entities are counted under: the linker's ``entity_id`` (graph id or normal name), else the linked
+    company id, else the casefolded surface form.
 
     ``$aapl`` and ``$AAPL`` are one ticker; ``Goldman  Sachs`` and ``goldman sachs`` one organisation.
     """
+    if span.entity_id:
+        return span.entity_id
     if span.company_id:
         return span.company_id
     text = _SPACES.sub(" ", unicodedata.normalize("NFKC", span.text)).strip()
@@ -263,6 +270,10 @@ class Store:
         )
         predicted = {row[1]: (row[2], row[3]) for row in result.result_rows if row[0] == "p"}
         return predicted, {row[1] for row in result.result_rows if row[0] == "m"}
+    def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> None:
+        """Insert rows into one of the schema's tables (reference data such as the knowledge graph)."""
+        with _errors(f"inserting {len(rows)} rows into {table}"):
+            self._client.insert(table, list(rows), column_names=list(columns))
 
     # -- reads ----------------------------------------------------------------------------------------------------
 
@@ -307,8 +318,17 @@ def _mention_rows(d: EnrichedDocument, labels: tuple[str, str] | None = None) ->
     for e in p.entities:
         yield [
             doc.id, doc.published_at, doc.source, doc.kind, topic, e.start, e.end, e.label, e.text, entity_key(e),
-            e.company_id or "", e.score, sentiment, d.ingested_at, d.story_id or doc.id,
+            e.company_id or "", e.score, sentiment, d.ingested_at, d.story_id or doc.id, e.name or e.text,
+            entity_kind(e), e.sector or "",
         ]
+
+
+def entity_kind(span: EntitySpan) -> str:
+    """company / place / institution for a graph link (by its id), else the span's label."""
+    key = span.entity_id or ""
+    if span.company_id and key == span.company_id:
+        return "company"
+    return {"loc": "place", "org": "institution"}.get(key.partition(":")[0] if ":" in key else "", span.label)
 
 
 def _masked(dsn: str) -> str:

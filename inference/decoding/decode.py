@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from collections.abc import Sequence
 
 import numpy as np
 from tokenizers import Encoding
 
 from inference.errors import InferenceError, ModelUnavailable
-from inference.linking.companies import default_linker
+from inference.linking.linker import default_linker
 from inference.labels import NER_TAGS, SENTIMENTS, TOPICS
 from inference.decoding.prediction import EntitySpan, Prediction
 from inference.decoding.tickers import find_tickers, merge
@@ -74,7 +75,7 @@ def plausible(text: str, spans: list[EntitySpan]) -> list[EntitySpan]:
         if piece.rstrip(".").lower() in _LEGAL_FORMS:
             continue
         if any(c.isupper() for c in piece) and not any(a < end and start < b for a, b in urls):
-            out.append(EntitySpan(start, end, s.label, piece, s.score, s.company_id))
+            out.append(replace(s, start=start, end=end, text=piece))
     return out
 
 
@@ -120,7 +121,7 @@ def decode(
                 sentiment=SENTIMENTS[s],
                 sentiment_score=float(sent_p[k, s]),
                 sentiment_probs={name: float(p) for name, p in zip(SENTIMENTS, sent_p[k])},
-                entities=linker.link(entities) if linker else entities,
+                entities=linker.link(entities, TOPICS[t]) if linker else entities,
                 model_version=model_version,
                 truncated=batch.truncated[k],
             )

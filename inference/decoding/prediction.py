@@ -15,7 +15,10 @@ class EntitySpan:
     label: str
     text: str
     score: float = 1.0
-    company_id: str | None = None
+    company_id: str | None = None  # the linked company's id (its primary ticker); TICKER spans: the raw symbol
+    entity_id: str | None = None  # what it is counted under: a graph id (AAPL, loc:US, org:FED) or its normal name
+    name: str | None = None  # the graph's display name ("Apple Inc.", "United States"), else the text
+    sector: str | None = None  # a linked company's sector ("Financials")
 
 
 @dataclass(frozen=True, slots=True)

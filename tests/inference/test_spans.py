@@ -88,23 +88,6 @@ def test_casing_reaches_the_model_inputs(tokenizer):
     assert words.case_ids[0].tolist() == cases
 
 
-def test_company_linking():
-    from inference.linking.companies import CompanyLinker, build_alias_table
-    from inference.training.data import default_data_dir
-    from inference.decoding.prediction import EntitySpan
-
-    linker = CompanyLinker.load()
-    link = lambda label, text, cid=None: linker.company_of(EntitySpan(0, len(text), label, text, 1.0, cid))  # noqa: E731
-    assert link("ORG", "Apple Inc.") == "AAPL" and link("ORG", "Bank of America") == "BAC"
-    assert link("ORG", "The Goldman Sachs Group, Inc.") == "GS"
-    assert link("PER", "Apple") is None and link("ORG", "Totally Unknown Widgets") is None
-    assert link("TICKER", "<JNJ.N>", "JNJ.N") == "JNJ" and link("TICKER", "$TSLA", "TSLA") == "TSLA"
-    assert link("TICKER", "$ZZZZZZ", "ZZZZZZ") is None
-    src = default_data_dir() / "companies/company_aliases_ticker_sniffer.csv"
-    if src.is_file():  # the shipped table is what the build script makes from the shared file
-        assert build_alias_table(src)["aliases"] == linker.aliases
-
-
 def test_learned_spans_inside_urls_lower_case_or_without_letters_are_dropped():
     from inference.decoding.decode import plausible
     from inference.decoding.prediction import EntitySpan

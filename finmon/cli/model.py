@@ -39,6 +39,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--finer-csv", type=Path)
     e.add_argument("--conll", type=Path)
     e.add_argument("--dev", action="store_true", help="also evaluate on the dev splits the training recipe carves from train")
+    e.add_argument("--baselines", action="store_true",
+                   help="also train TF-IDF + logistic regression on the recipe's train split and score it beside the model")
+    e.add_argument("--per-class", action="store_true", help="also report F1 per topic / sentiment class")
+    e.add_argument("--spans", type=Path, help="hand-checked span file (eval/tweet_spans.jsonl): span precision")
     e.add_argument("--json", type=Path, help="also write the metrics as JSON")
     e.set_defaults(handler=_eval)
 
@@ -108,7 +112,8 @@ def _eval(args: argparse.Namespace) -> int:
     from inference.evaluation.evaluate import evaluate_files, format_table
 
     result = evaluate_files(model=args.model, topic_csv=args.topic_csv, sentiment_csv=args.sentiment_csv,
-                            finer_csv=args.finer_csv, conll=args.conll, dev=args.dev)
+                            finer_csv=args.finer_csv, conll=args.conll, dev=args.dev, baselines=args.baselines,
+                            per_class=args.per_class, spans=args.spans)
     print(format_table(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))

@@ -62,7 +62,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     x = sub.add_parser("export", help="export a checkpoint to ONNX + tokenizer + Triton config (a model-repository version)")
     x.add_argument("checkpoint", type=Path, help="training checkpoint folder (e.g. runs/mtl/best)")
     x.add_argument("--repo", type=Path, default=None, help="model repository (default: models/triton)")
-    x.add_argument("--version", type=int, default=1)
+    x.add_argument("--version", type=int, default=None,
+                   help="version number (default: the next free one; the others stay until `finmon model promote --prune`)")
     x.add_argument("--quantize", action="store_true", help="int8 dynamic quantization of the MatMul weights")
     x.add_argument("--keep-others", action="store_true", help="keep other version folders (default: one version at a time)")
     x.set_defaults(handler=_export)
@@ -123,7 +124,13 @@ def _eval(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from inference.training.export import export
 
-    path = export(args.checkpoint, repo=args.repo, version=args.version, quantize=args.quantize,
-                  keep_others=args.keep_others)
+    from inference.evaluation.promotion import next_version
+    from inference.serving.triton_repository import GPU_REPOSITORY
+    from inference.tensors import MODEL_NAME
+
+    version, keep = args.version, args.keep_others
+    if version is None:  # a new version folder beside the served one, for the promotion gate
+        version, keep = next_version(Path(args.repo or GPU_REPOSITORY) / MODEL_NAME), True
+    path = export(args.checkpoint, repo=args.repo, version=version, quantize=args.quantize, keep_others=keep)
     print(path)
     return 0

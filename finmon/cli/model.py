@@ -29,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train-word-embeddings", action="store_true", help="also fine-tune the word-piece embeddings")
     p.add_argument("--tiny", action="store_true", help="random 2-layer encoder (smoke tests)")
     p.add_argument("--init", type=Path, default=None, help="start from this checkpoint (e.g. runs/mtl/best)")
+    p.add_argument("--encoder", type=Path, default=None, help="start from this encoder (`finmon pretrain`'s <out>/encoder)")
     p.add_argument("--freeze-encoder", action="store_true", help="train the heads only (the encoder stays as loaded)")
     p.set_defaults(handler=_train)
 
@@ -81,7 +82,7 @@ def _train(args: argparse.Namespace) -> int:
         max_length=args.max_length, patience=args.patience, seed=args.seed, limit=args.limit, threads=args.threads,
         lr=args.lr, weight_decay=args.weight_decay, warmup=args.warmup, dropout=args.dropout,
         dev_fraction=args.dev_fraction, freeze_word_embeddings=not args.train_word_embeddings, tiny=args.tiny,
-        init=args.init, freeze_encoder=args.freeze_encoder, pseudo_labels=args.pseudo_labels,
+        init=args.init, encoder=args.encoder, freeze_encoder=args.freeze_encoder, pseudo_labels=args.pseudo_labels,
     )
     if args.data_dir:
         cfg.data_dir = args.data_dir

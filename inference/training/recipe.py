@@ -48,6 +48,7 @@ class TrainConfig:
     limit: int = 0  # cap on training examples per task (smoke tests); 0 = all
     tiny: bool = False  # random 2-layer encoder instead of all-MiniLM-L6-v2 (smoke tests)
     init: Path | None = None  # start from this checkpoint instead of the base weights
+    encoder: Path | None = None  # start from this encoder (`finmon pretrain`'s <out>/encoder) with new heads
     freeze_encoder: bool = False  # train the heads only (with init: adapt a head, the other heads stay exact)
     threads: int = 0
 

@@ -68,7 +68,8 @@ def train(cfg: TrainConfig) -> dict:
     if cfg.init:
         model = MultiTaskModel.load(cfg.init)
     else:
-        model = MultiTaskModel.tiny() if cfg.tiny else MultiTaskModel.from_pretrained(dropout=cfg.dropout)
+        model = MultiTaskModel.tiny() if cfg.tiny and not cfg.encoder else MultiTaskModel.from_pretrained(
+            cfg.encoder, dropout=cfg.dropout)
     if cfg.freeze_word_embeddings:
         model.encoder.embeddings.word_embeddings.weight.requires_grad_(False)
     if cfg.freeze_encoder:

@@ -17,6 +17,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tasks", default=",".join(d.tasks), help="comma list of topic,sentiment,ner (one task = serial baseline)")
     p.add_argument("--task-weights", default="topic=1,sentiment=1,ner=1", help="lambda per task, e.g. topic=1,ner=0.5")
     p.add_argument("--sampling", choices=("proportional", "sqrt", "uniform"), default=d.sampling)
+    p.add_argument("--class-weighting", choices=("none", "inverse_sqrt"), default=d.class_weighting,
+                   help="text tasks: weight each class's loss by count**-0.5 (small topics count more)")
+    p.add_argument("--label-smoothing", type=float, default=d.label_smoothing, help="text tasks' cross-entropy")
     p.add_argument("--ner-sources", default=",".join(d.ner_sources), help="comma list of conll,finer,sec,btc,wnut")
     p.add_argument("--sentiment-sources", default=",".join(d.sentiment_sources),
                    help="comma list of twitter,phrasebank,fiqa (extra sources go to train only)")
@@ -76,6 +79,7 @@ def _train(args: argparse.Namespace) -> int:
 
     cfg = TrainConfig(
         out_dir=args.out, tasks=tuple(args.tasks.split(",")), sampling=args.sampling,
+        class_weighting=args.class_weighting, label_smoothing=args.label_smoothing,
         task_weights={k: float(v) for k, v in (kv.split("=") for kv in args.task_weights.split(","))},
         ner_sources=tuple(args.ner_sources.split(",")), sentiment_sources=tuple(args.sentiment_sources.split(",")),
         epochs=args.epochs, batch_size=args.batch_size,

@@ -31,6 +31,8 @@ class TrainConfig:
     tasks: tuple[str, ...] = ("topic", "sentiment", "ner")
     task_weights: dict[str, float] = field(default_factory=lambda: {"topic": 1.0, "sentiment": 1.0, "ner": 1.0})
     sampling: str = "proportional"
+    class_weighting: str = "none"  # "none" or "inverse_sqrt": text-task loss weight per class ~ count**-0.5 (mean 1)
+    label_smoothing: float = 0.0  # for the text tasks' cross-entropy
     ner_sources: tuple[str, ...] = ("conll", "finer")
     sentiment_sources: tuple[str, ...] = ("twitter",)  # "twitter" plus any of EXTRA_SENTIMENT_SOURCES
     pseudo_labels: Path | None = None  # extra sentiment CSV from `finmon pseudo-label` (inference/training/teacher.py)

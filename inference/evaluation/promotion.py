@@ -40,10 +40,10 @@ class PromotionSettings(StageSettings):
     tolerance: float = 0.005  # largest drop of any gated metric the gate accepts (0.005 = half a point)
     dev: bool = True  # evaluate on the dev splits the training recipe carves from train
     spans: Path | None = REPO_ROOT / "eval" / "tweet_spans.jsonl"  # hand-checked tweet spans; empty: none
-    topic_csv: Path | None = None  # further fixed files in the shared formats
-    sentiment_csv: Path | None = None
-    finer_csv: Path | None = None
-    conll: Path | None = None
+    topic_csv: Path | None = None  # further fixed topic file (topic_train.csv format)
+    sentiment_csv: Path | None = None  # further fixed sentiment file (sent_train.csv format)
+    finer_csv: Path | None = None  # further fixed FiNER-ORD file (csv)
+    conll: Path | None = None  # further fixed CoNLL-2003 file
 
     @field_validator("spans", "topic_csv", "sentiment_csv", "finer_csv", "conll", mode="before")
     @classmethod

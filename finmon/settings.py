@@ -15,11 +15,12 @@ BEGIN, END = "<!-- settings:begin -->", "<!-- settings:end -->"
 def settings_classes() -> list[type]:
     from alerts.settings import AlertsSettings
     from dashboards.settings import GrafanaSettings
+    from inference.evaluation.promotion import PromotionSettings
     from inference.settings import ModelSettings
     from inference.serving.triton_settings import TritonSettings
     from ingest.settings import IngestSettings
 
-    return [IngestSettings, ModelSettings, TritonSettings, AlertsSettings, GrafanaSettings]
+    return [IngestSettings, ModelSettings, TritonSettings, AlertsSettings, GrafanaSettings, PromotionSettings]
 
 
 def _default(field: Any) -> str:

@@ -17,6 +17,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tasks", default=",".join(d.tasks), help="comma list of topic,sentiment,ner (one task = serial baseline)")
     p.add_argument("--task-weights", default="topic=1,sentiment=1,ner=1", help="lambda per task, e.g. topic=1,ner=0.5")
     p.add_argument("--sampling", choices=("proportional", "sqrt", "uniform"), default=d.sampling)
+    p.add_argument("--class-weighting", choices=("none", "inverse_sqrt"), default=d.class_weighting,
+                   help="text tasks: weight each class's loss by count**-0.5 (small topics count more)")
+    p.add_argument("--label-smoothing", type=float, default=d.label_smoothing, help="text tasks' cross-entropy")
     p.add_argument("--ner-sources", default=",".join(d.ner_sources), help="comma list of conll,finer,sec,btc,wnut")
     p.add_argument("--sentiment-sources", default=",".join(d.sentiment_sources),
                    help="comma list of twitter,phrasebank,fiqa (extra sources go to train only)")
@@ -29,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train-word-embeddings", action="store_true", help="also fine-tune the word-piece embeddings")
     p.add_argument("--tiny", action="store_true", help="random 2-layer encoder (smoke tests)")
     p.add_argument("--init", type=Path, default=None, help="start from this checkpoint (e.g. runs/mtl/best)")
+    p.add_argument("--encoder", type=Path, default=None, help="start from this encoder (`finmon pretrain`'s <out>/encoder)")
     p.add_argument("--freeze-encoder", action="store_true", help="train the heads only (the encoder stays as loaded)")
     p.set_defaults(handler=_train)
 
@@ -39,6 +43,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--finer-csv", type=Path)
     e.add_argument("--conll", type=Path)
     e.add_argument("--dev", action="store_true", help="also evaluate on the dev splits the training recipe carves from train")
+    e.add_argument("--baselines", action="store_true",
+                   help="also train TF-IDF + logistic regression on the recipe's train split and score it beside the model")
+    e.add_argument("--per-class", action="store_true", help="also report F1 per topic / sentiment class")
+    e.add_argument("--spans", type=Path, help="hand-checked span file (eval/tweet_spans.jsonl): span precision")
     e.add_argument("--json", type=Path, help="also write the metrics as JSON")
     e.set_defaults(handler=_eval)
 
@@ -58,7 +66,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     x = sub.add_parser("export", help="export a checkpoint to ONNX + tokenizer + Triton config (a model-repository version)")
     x.add_argument("checkpoint", type=Path, help="training checkpoint folder (e.g. runs/mtl/best)")
     x.add_argument("--repo", type=Path, default=None, help="model repository (default: models/triton)")
-    x.add_argument("--version", type=int, default=1)
+    x.add_argument("--version", type=int, default=None,
+                   help="version number (default: the next free one; the others stay until `finmon model promote --prune`)")
     x.add_argument("--quantize", action="store_true", help="int8 dynamic quantization of the MatMul weights")
     x.add_argument("--keep-others", action="store_true", help="keep other version folders (default: one version at a time)")
     x.set_defaults(handler=_export)
@@ -70,13 +79,14 @@ def _train(args: argparse.Namespace) -> int:
 
     cfg = TrainConfig(
         out_dir=args.out, tasks=tuple(args.tasks.split(",")), sampling=args.sampling,
+        class_weighting=args.class_weighting, label_smoothing=args.label_smoothing,
         task_weights={k: float(v) for k, v in (kv.split("=") for kv in args.task_weights.split(","))},
         ner_sources=tuple(args.ner_sources.split(",")), sentiment_sources=tuple(args.sentiment_sources.split(",")),
         epochs=args.epochs, batch_size=args.batch_size,
         max_length=args.max_length, patience=args.patience, seed=args.seed, limit=args.limit, threads=args.threads,
         lr=args.lr, weight_decay=args.weight_decay, warmup=args.warmup, dropout=args.dropout,
         dev_fraction=args.dev_fraction, freeze_word_embeddings=not args.train_word_embeddings, tiny=args.tiny,
-        init=args.init, freeze_encoder=args.freeze_encoder, pseudo_labels=args.pseudo_labels,
+        init=args.init, encoder=args.encoder, freeze_encoder=args.freeze_encoder, pseudo_labels=args.pseudo_labels,
     )
     if args.data_dir:
         cfg.data_dir = args.data_dir
@@ -108,7 +118,8 @@ def _eval(args: argparse.Namespace) -> int:
     from inference.evaluation.evaluate import evaluate_files, format_table
 
     result = evaluate_files(model=args.model, topic_csv=args.topic_csv, sentiment_csv=args.sentiment_csv,
-                            finer_csv=args.finer_csv, conll=args.conll, dev=args.dev)
+                            finer_csv=args.finer_csv, conll=args.conll, dev=args.dev, baselines=args.baselines,
+                            per_class=args.per_class, spans=args.spans)
     print(format_table(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
@@ -118,7 +129,13 @@ def _eval(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from inference.training.export import export
 
-    path = export(args.checkpoint, repo=args.repo, version=args.version, quantize=args.quantize,
-                  keep_others=args.keep_others)
+    from inference.evaluation.promotion import next_version
+    from inference.serving.triton_repository import GPU_REPOSITORY
+    from inference.tensors import MODEL_NAME
+
+    version, keep = args.version, args.keep_others
+    if version is None:  # a new version folder beside the served one, for the promotion gate
+        version, keep = next_version(Path(args.repo or GPU_REPOSITORY) / MODEL_NAME), True
+    path = export(args.checkpoint, repo=args.repo, version=version, quantize=args.quantize, keep_others=keep)
     print(path)
     return 0

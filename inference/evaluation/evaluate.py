@@ -55,17 +55,25 @@ def word_tags(runner: Runner, tokenizer: TextTokenizer, sentences: Sequence[Sequ
     return out
 
 
-def text_metrics(gold: Sequence[int], pred: Sequence[int], n_classes: int) -> dict[str, float]:
+def text_metrics(gold: Sequence[int], pred: Sequence[int], n_classes: int,
+                 names: Sequence[str] | None = None) -> dict:
+    """Accuracy, macro-F1 (over classes seen in gold or pred) and n; with ``names``, also ``per_class``:
+    ``{name: {"f1", "n"}}`` (n = gold count) for every class."""
     gold_a, pred_a = np.asarray(gold), np.asarray(pred)
-    f1s = []
+    f1s, per_class = [], {}
     for c in range(n_classes):
         tp = int(((pred_a == c) & (gold_a == c)).sum())
         fp = int(((pred_a == c) & (gold_a != c)).sum())
         fn = int(((pred_a != c) & (gold_a == c)).sum())
         if tp + fp + fn:
             f1s.append(2 * tp / (2 * tp + fp + fn))
-    return {"accuracy": float((gold_a == pred_a).mean()) if len(gold_a) else 0.0,
-            "macro_f1": float(np.mean(f1s)) if f1s else 0.0, "n": int(len(gold_a))}
+        if names is not None:
+            per_class[names[c]] = {"f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0, "n": tp + fn}
+    out: dict = {"accuracy": float((gold_a == pred_a).mean()) if len(gold_a) else 0.0,
+                 "macro_f1": float(np.mean(f1s)) if f1s else 0.0, "n": int(len(gold_a))}
+    if names is not None:
+        out["per_class"] = per_class
+    return out
 
 
 def entity_metrics(gold: list[list[str]], pred: list[list[str]]) -> dict[str, float]:
@@ -78,9 +86,9 @@ def entity_metrics(gold: list[list[str]], pred: list[list[str]]) -> dict[str, fl
 
 
 def evaluate_text(runner: Runner, tokenizer: TextTokenizer, examples: Sequence[TextExample], head: str,
-                  n_classes: int) -> dict[str, float]:
+                  n_classes: int, names: Sequence[str] | None = None) -> dict:
     pred = classify(runner, tokenizer, [e.text for e in examples], head)
-    return text_metrics([e.label for e in examples], pred, n_classes)
+    return text_metrics([e.label for e in examples], pred, n_classes, names)
 
 
 def evaluate_ner(runner: Runner, tokenizer: TextTokenizer, examples: Sequence[TokenExample]) -> dict[str, float]:
@@ -90,10 +98,14 @@ def evaluate_ner(runner: Runner, tokenizer: TextTokenizer, examples: Sequence[To
 
 
 def evaluate_files(model: Path | None = None, *, topic_csv: Path | None = None, sentiment_csv: Path | None = None,
-                   finer_csv: Path | None = None, conll: Path | None = None, dev: bool = False) -> dict:
+                   finer_csv: Path | None = None, conll: Path | None = None, dev: bool = False,
+                   baselines: bool = False, per_class: bool = False, spans: Path | None = None) -> dict:
     """`finmon eval`: metrics of an exported model (default: the shipped one) on files in the shared formats.
 
-    ``model`` may also be a training checkpoint folder (model.pt), evaluated with torch.
+    ``model`` may also be a training checkpoint folder (model.pt), evaluated with torch. ``baselines`` adds
+    ``result["baseline"]``: the TF-IDF + logistic-regression scores on the same text sets (same keys), trained on
+    the recipe's train split. ``per_class`` adds ``per_class`` F1 to the text tasks; ``spans`` adds
+    ``tweet_spans`` (precision on a hand-checked span file, inference.evaluation.spans).
     """
     from inference.training import data as D
     from inference.labels import SENTIMENTS, TOPICS
@@ -104,36 +116,78 @@ def evaluate_files(model: Path | None = None, *, topic_csv: Path | None = None, 
 
         run: Runner = torch_runner(MultiTaskModel.load(model))
         tokenizer, version = TextTokenizer.from_dir(model), f"checkpoint:{model}"
+        predictor = None
     else:
         predictor = OnnxPredictor(Path(model)) if model else load_predictor()
         run, tokenizer, version = predictor.run, predictor.tokenizer, predictor.model_version
     result: dict = {"model_version": version}
+    texts: dict[str, tuple[list[TextExample], str]] = {}  # result key -> (examples, head)
     if topic_csv:
-        result["topic"] = evaluate_text(run, tokenizer, D.read_topic_csv(topic_csv), "topic", len(TOPICS))
+        texts["topic"] = (D.read_topic_csv(topic_csv), "topic")
     if sentiment_csv:
-        result["sentiment"] = evaluate_text(run, tokenizer, D.read_sentiment_csv(sentiment_csv), "sentiment",
-                                            len(SENTIMENTS))
+        texts["sentiment"] = (D.read_sentiment_csv(sentiment_csv), "sentiment")
+    splits: dict = {}
+    if dev or baselines:  # the (train, dev) splits the training recipe carves from train (same seed, same split)
+        from inference.training.recipe import TrainConfig, load_splits
+
+        splits = load_splits(TrainConfig())
+    if dev:
+        texts["dev_topic"] = (splits["topic"][1], "topic")
+        texts["dev_sentiment"] = (splits["sentiment"][1], "sentiment")
+    labels = {"topic": TOPICS, "sentiment": SENTIMENTS}
+    for key, (examples, head) in texts.items():
+        result[key] = evaluate_text(run, tokenizer, examples, head, len(labels[head]),
+                                    labels[head] if per_class else None)
     if finer_csv:
         result["ner_finer"] = evaluate_ner(run, tokenizer, D.read_finer_csv(finer_csv))
     if conll:
         result["ner_conll"] = evaluate_ner(run, tokenizer, D.read_conll(conll))
-    if dev:  # the dev splits the training recipe carves from train (same seed, same split)
-        from inference.training.recipe import TrainConfig, load_splits
-
-        splits = load_splits(TrainConfig())
-        result["dev_topic"] = evaluate_text(run, tokenizer, splits["topic"][1], "topic", len(TOPICS))
-        result["dev_sentiment"] = evaluate_text(run, tokenizer, splits["sentiment"][1], "sentiment", len(SENTIMENTS))
+    if dev:
         for source in ("conll", "finer"):
             result[f"dev_ner_{source}"] = evaluate_ner(run, tokenizer, [e for e in splits["ner"][1] if e.source == source])
+    if baselines:
+        from inference.evaluation.baseline import NAME, TextBaseline
+
+        base: dict = {"name": NAME}
+        for head in ("topic", "sentiment"):
+            fitted = TextBaseline.fit(splits[head][0])
+            for key, (examples, h) in texts.items():
+                if h == head:
+                    base[key] = text_metrics([e.label for e in examples], fitted.predict([e.text for e in examples]),
+                                             len(labels[head]), labels[head] if per_class else None)
+        result["baseline"] = base
+    if spans:
+        from inference.evaluation.spans import span_precision
+
+        if predictor is None:
+            from inference.errors import ConfigError
+
+            raise ConfigError("--spans needs an exported model (the decoder runs on onnxruntime), not a checkpoint")
+        result["tweet_spans"] = span_precision(predictor, spans)
     return result
 
 
 def format_table(result: dict) -> str:
-    rows = [f"model {result['model_version']}", f"{'task':<12}{'n':>7}{'accuracy':>10}{'macro_f1':>10}"
+    """The metrics as a text table; baseline rows (``<task> [tfidf-logreg]``) follow the model's row of the same
+    task, and per-class F1 (when asked for) follows as a second table."""
+    base = result.get("baseline", {})
+    rows = [f"model {result['model_version']}", f"{'task':<28}{'n':>7}{'accuracy':>10}{'macro_f1':>10}"
             f"{'precision':>11}{'recall':>8}{'f1':>8}"]
-    for task, m in result.items():
-        if not isinstance(m, dict):
-            continue
+
+    def row(name: str, m: dict) -> str:
         cells = [f"{m[k]:.4f}" if k in m else "" for k in ("accuracy", "macro_f1", "precision", "recall", "f1")]
-        rows.append(f"{task:<12}{m.get('n', ''):>7}{cells[0]:>10}{cells[1]:>10}{cells[2]:>11}{cells[3]:>8}{cells[4]:>8}")
+        return f"{name:<28}{m.get('n', ''):>7}{cells[0]:>10}{cells[1]:>10}{cells[2]:>11}{cells[3]:>8}{cells[4]:>8}"
+
+    per_class = []
+    for task, m in result.items():
+        if not isinstance(m, dict) or task == "baseline":
+            continue
+        rows.append(row(task, m))
+        if task in base:
+            rows.append(row(f"{task} [{base['name']}]", base[task]))
+        for name, c in m.get("per_class", {}).items():
+            b = base.get(task, {}).get("per_class", {}).get(name)
+            per_class.append(f"{task:<16}{name:<30}{c['n']:>6}{c['f1']:>8.4f}" + (f"{b['f1']:>10.4f}" if b else ""))
+    if per_class:
+        rows += ["", f"{'task':<16}{'class':<30}{'n':>6}{'f1':>8}" + (f"{'baseline':>10}" if base else "")] + per_class
     return "\n".join(rows)

@@ -52,7 +52,7 @@ class MultiTaskModel(nn.Module):
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, dropout: float = 0.1) -> "MultiTaskModel":
         encoder = BertModel.from_pretrained(str(path or base_model_path()), add_pooling_layer=False)
-        _widen_token_types(encoder)
+        widen_token_types(encoder)
         return cls(encoder, dropout)
 
     @classmethod
@@ -82,8 +82,12 @@ class MultiTaskModel(nn.Module):
         return model.eval()
 
 
-def _widen_token_types(encoder: BertModel) -> None:
+def widen_token_types(encoder: BertModel) -> None:
+    """Token types -> ``len(CASES)`` rows, each a copy of pretrained row 0; an encoder already widened (one
+    written by ``finmon pretrain``) keeps its learnt rows."""
     old = encoder.embeddings.token_type_embeddings
+    if old.num_embeddings == len(CASES):
+        return
     new = nn.Embedding(len(CASES), old.embedding_dim)
     with torch.no_grad():
         new.weight.copy_(old.weight[0].expand(len(CASES), -1))

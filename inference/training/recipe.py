@@ -31,6 +31,8 @@ class TrainConfig:
     tasks: tuple[str, ...] = ("topic", "sentiment", "ner")
     task_weights: dict[str, float] = field(default_factory=lambda: {"topic": 1.0, "sentiment": 1.0, "ner": 1.0})
     sampling: str = "proportional"
+    class_weighting: str = "none"  # "none" or "inverse_sqrt": text-task loss weight per class ~ count**-0.5 (mean 1)
+    label_smoothing: float = 0.0  # for the text tasks' cross-entropy
     ner_sources: tuple[str, ...] = ("conll", "finer")
     sentiment_sources: tuple[str, ...] = ("twitter",)  # "twitter" plus any of EXTRA_SENTIMENT_SOURCES
     pseudo_labels: Path | None = None  # extra sentiment CSV from `finmon pseudo-label` (inference/training/teacher.py)
@@ -48,6 +50,7 @@ class TrainConfig:
     limit: int = 0  # cap on training examples per task (smoke tests); 0 = all
     tiny: bool = False  # random 2-layer encoder instead of all-MiniLM-L6-v2 (smoke tests)
     init: Path | None = None  # start from this checkpoint instead of the base weights
+    encoder: Path | None = None  # start from this encoder (`finmon pretrain`'s <out>/encoder) with new heads
     freeze_encoder: bool = False  # train the heads only (with init: adapt a head, the other heads stay exact)
     threads: int = 0
 

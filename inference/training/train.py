@@ -48,12 +48,27 @@ def score(metrics: dict[str, dict]) -> float:
     return float(np.mean([metrics[t][k] for t, k in keys.items() if t in metrics]))
 
 
-def loss_of(model: MultiTaskModel, tb: TaskBatch) -> torch.Tensor:
+def class_weights(labels: list[int], n_classes: int, scheme: str) -> torch.Tensor | None:
+    """Per-class loss weights of a text task: ``inverse_sqrt`` gives class c the weight count_c**-0.5, scaled so
+    that the mean weight over the training examples is 1 (the loss keeps its size; small topics count more)."""
+    if scheme == "none":
+        return None
+    if scheme != "inverse_sqrt":
+        raise ValueError(f"unknown class weighting {scheme!r}")
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=n_classes).astype(np.float64)
+    w = np.where(counts > 0, 1.0 / np.sqrt(np.maximum(counts, 1.0)), 0.0)
+    w /= float((w * counts).sum() / counts.sum())
+    return torch.tensor(w, dtype=torch.float32)
+
+
+def loss_of(model: MultiTaskModel, tb: TaskBatch, weights: dict[str, torch.Tensor | None] | None = None,
+            label_smoothing: float = 0.0) -> torch.Tensor:
     topic, sentiment, tokens = model(*(torch.from_numpy(a) for a in tb.batch.arrays().values()))
     labels = torch.from_numpy(tb.labels)
     if tb.task == "ner":
         return nn.functional.cross_entropy(tokens.flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX)
-    return nn.functional.cross_entropy(topic if tb.task == "topic" else sentiment, labels)
+    return nn.functional.cross_entropy(topic if tb.task == "topic" else sentiment, labels,
+                                       weight=(weights or {}).get(tb.task), label_smoothing=label_smoothing)
 
 
 def train(cfg: TrainConfig) -> dict:
@@ -68,13 +83,17 @@ def train(cfg: TrainConfig) -> dict:
     if cfg.init:
         model = MultiTaskModel.load(cfg.init)
     else:
-        model = MultiTaskModel.tiny() if cfg.tiny else MultiTaskModel.from_pretrained(dropout=cfg.dropout)
+        model = MultiTaskModel.tiny() if cfg.tiny and not cfg.encoder else MultiTaskModel.from_pretrained(
+            cfg.encoder, dropout=cfg.dropout)
     if cfg.freeze_word_embeddings:
         model.encoder.embeddings.word_embeddings.weight.requires_grad_(False)
     if cfg.freeze_encoder:
         model.encoder.requires_grad_(False)
     splits = load_splits(cfg)
     tasks = [TaskData(t, splits[t][0]) for t in cfg.tasks]
+    n_classes = {"topic": len(TOPICS), "sentiment": len(SENTIMENTS)}
+    weights = {t.task: class_weights([e.label for e in t.examples], n_classes[t.task], cfg.class_weighting)
+               for t in tasks if t.task in n_classes}
     rng = random.Random(cfg.seed)
     steps_per_epoch = len(epoch_plan(tasks, cfg.batch_size, cfg.sampling, random.Random(0)))
     total = steps_per_epoch * cfg.epochs
@@ -93,7 +112,7 @@ def train(cfg: TrainConfig) -> dict:
                    desc=f"epoch {epoch}/{cfg.epochs}", mininterval=5)
         running: dict[str, float] = {}
         for tb in bar:
-            loss = cfg.task_weights.get(tb.task, 1.0) * loss_of(model, tb)
+            loss = cfg.task_weights.get(tb.task, 1.0) * loss_of(model, tb, weights, cfg.label_smoothing)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step(), sched.step(), opt.zero_grad(set_to_none=True)

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from kafka.admin import KafkaAdminClient, NewTopic
 
+from ingest.records import DeadLetter
 from ingest.store import DOCUMENTS, Store
 from tests.fixtures.kafka import SecureKafka
 from tests.fixtures.tls import TlsFiles
@@ -101,19 +102,31 @@ def _errors(output: str) -> list[str]:
     return [line for line in output.splitlines() if " ERROR " in line or line.startswith("ERROR")]
 
 
+def _send_with_big_headers(bootstrap: str, topic: str) -> None:
+    """A valid document whose record headers exceed max_header_bytes (16 KiB): dead-lettered, not stored."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap)
+    producer.send(topic, _jsonl(1).replace(b"sec-0", b"big-headers"), headers=[("trace", b"x" * 20_000)]).get(30)
+    producer.close()
+
+
 def test_produce_poll_and_worker_run_over_sasl_ssl_without_logging_the_password(
     kafka_sasl_ssl: SecureKafka, topics: dict[str, str], feed: str, tmp_path: Path
 ) -> None:
     env = _env(kafka_sasl_ssl, topics, tmp_path)
     stream = tmp_path / "docs.jsonl"
     stream.write_bytes(_jsonl(5))
+    _send_with_big_headers(kafka_sasl_ssl.plaintext, topics["news_topic"])
     outputs = {}
     for name, args in {"produce": ["produce", str(stream)],
                        "poll": ["poll", "json", feed, "--once", "--politeness", "0"],
                        "worker": ["worker", "--exit-when-idle", "2"]}.items():
         code, outputs[name] = _run(args, env)
         assert code == 0, f"finmon {name} failed:\n{outputs[name][-3000:]}"
-    assert len(read_topic(kafka_sasl_ssl.plaintext, topics["news_topic"])) == 8  # 5 produced + 3 polled
+    assert len(read_topic(kafka_sasl_ssl.plaintext, topics["news_topic"])) == 9  # 5 produced + 3 polled + 1
+    [letter] = [DeadLetter.from_json(v) for v in read_topic(kafka_sasl_ssl.plaintext, topics["news_dlq_topic"]).values()]
+    assert letter.reason == "headers_too_large"
     with Store.open(f"chdb://{tmp_path / 'chdb'}") as store:
         stored = {r["doc_id"] for r in store.query(f"SELECT doc_id FROM {DOCUMENTS} FINAL")}
     assert {f"sec-{i}" for i in range(5)} <= stored and len(stored) == 8

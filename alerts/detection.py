@@ -1,8 +1,8 @@
 """Surge detection: is the negative talk in the latest window(s) far above the baseline?
 
 Two tests. On a busy window (at least ``busy_docs`` distinct stories) the share test decides, as it is exact
-and well calibrated there; on a thinner window both must agree (an intersection-union test: the larger p-value
-is the window's p-value).
+and well calibrated there; on a thinner window both must agree: the count test is the evidence (at ``alpha``),
+the share test a guard (at ``share_guard``).
 
 The share test: for each window span (e.g. 15, 30 and 60 minutes ending now), the window's negative count given its
 volume against a **beta-binomial** whose mean is the baseline's negative share (seasonal, scaled by the local
@@ -18,7 +18,7 @@ all: twelve negative documents in 15 minutes on a subject with two documents an 
 while the share test alone is fragile on a dozen documents. The share test keeps a burst of ordinary news
 (every sentiment up) from paging; the count test keeps a lifted share on a handful of documents from paging.
 
-Both p-values are Bonferroni-adjusted for the number of spans. A window is *significant* when the larger one is
+Both p-values are Bonferroni-adjusted for the number of spans. A window is *significant* when its p-value is
 below ``alpha`` and it passes the gates: at least ``min_negative`` negative documents (the floor that replaces
 a floor on all documents, so a quiet subject can alert), a negative share at least ``min_ratio`` times the
 baseline share and a negative count at least ``min_ratio`` times the baseline count for those hours.

@@ -1,8 +1,8 @@
 """Surge detection: is the negative talk in the latest window(s) far above the baseline?
 
 Two tests. On a busy window (at least ``busy_docs`` distinct stories) the share test decides, as it is exact
-and well calibrated there; on a thinner window both must agree (an intersection-union test: the larger p-value
-is the window's p-value).
+and well calibrated there; on a thinner window both must agree: the count test is the evidence (at ``alpha``),
+the share test a guard (at ``share_guard``).
 
 The share test: for each window span (e.g. 15, 30 and 60 minutes ending now), the window's negative count given its
 volume against a **beta-binomial** whose mean is the baseline's negative share (seasonal, scaled by the local
@@ -18,7 +18,7 @@ all: twelve negative documents in 15 minutes on a subject with two documents an 
 while the share test alone is fragile on a dozen documents. The share test keeps a burst of ordinary news
 (every sentiment up) from paging; the count test keeps a lifted share on a handful of documents from paging.
 
-Both p-values are Bonferroni-adjusted for the number of spans. A window is *significant* when the larger one is
+Both p-values are Bonferroni-adjusted for the number of spans. A window is *significant* when its p-value is
 below ``alpha`` and it passes the gates: at least ``min_negative`` negative documents (the floor that replaces
 a floor on all documents, so a quiet subject can alert), a negative share at least ``min_ratio`` times the
 baseline share and a negative count at least ``min_ratio`` times the baseline count for those hours.
@@ -59,6 +59,7 @@ class DetectorConfig:
     hold_ratio: float = 1.2  # ... and its negative share at least this lifted
     min_negative: int = 8  # negatives in the window: the floor (on negatives, not on all documents)
     busy_docs: int = 20  # stories in a window from which the share test alone decides
+    share_guard: float = 1e-3  # below that, the share test's level: a guard against "more of everything"
     min_ratio: float = 1.5  # negative rate (or share) against baseline needed to open
     min_rho: float = 0.002  # floor of the over-dispersion (a short history can measure it as ~0)
     resolve_after: int = 2  # calm steps before an open alert is resolved
@@ -128,7 +129,10 @@ def score(
         mu = np.maximum(mus[counted], 1e-6)
         p_count[counted] = stats.nbinom.sf(ks[counted] - 1, r[counted], r[counted] / (r[counted] + mu)) * len(
             config.spans)
-        p = np.where(ns >= config.busy_docs, p_share, np.maximum(p_share, p_count))
+        # thin window: the count is the evidence (at alpha), the share a guard (at share_guard), so the share's
+        # p-value is scaled to make its guard level equal to alpha before the two are combined
+        p = np.where(ns >= config.busy_docs, p_share,
+                     np.maximum(p_share * config.alpha / config.share_guard, p_count))
         gate = (ks >= config.min_negative) & (ratio >= config.min_ratio) & (count_ratio >= config.min_ratio)
         better = p < best
         best = np.where(better, p, best)

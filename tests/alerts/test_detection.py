@@ -63,3 +63,31 @@ def test_an_empty_history_gives_a_usable_baseline() -> None:
     b = baseline.fit(np.zeros(0), np.zeros(0), np.zeros(0, int), np.zeros(0, int))
     share, neg = b.expected(np.array([3]), np.array([0]))
     assert 0 < share[0] < 1 and neg[0] > 0
+
+
+def _sparse(n, k, share, mu, rate_shape=np.inf):
+    n, k = np.asarray(n, float), np.asarray(k, float)
+    return score(DetectorConfig(), n, k, np.full(n.size, share), np.full(n.size, mu), 0.002, rate_shape)
+
+
+def test_a_burst_of_a_dozen_negatives_on_a_quiet_subject_is_significant() -> None:
+    s = _sparse([1, 12], [0, 12], share=0.25, mu=0.12)  # ~2 documents an hour, then 12 negatives in a step
+    assert not s.significant[0] and s.significant[1] and s.docs[1] < 20
+    assert s.count_pvalue[1] < 1e-8 and s.share_pvalue[1] < 1e-3
+
+
+def test_a_quiet_subject_needs_both_more_negatives_and_a_larger_share() -> None:
+    neutral = _sparse([1, 19], [0, 8], share=0.25, mu=0.12)  # a burst of ordinary news, share a bit up
+    assert neutral.count_pvalue[1] < 1e-3 and neutral.share_pvalue[1] > 1e-2 and not neutral.significant.any()
+    gloomy = _sparse([1, 12], [1, 11], share=0.8, mu=0.12)  # a subject that is always negative: share 1.15x
+    assert not gloomy.significant.any()
+    known = _sparse([1, 12], [0, 12], share=0.25, mu=6.0)  # 12 negatives are what this subject has anyway
+    assert not known.significant.any()
+    few = _sparse([1, 7], [0, 7], share=0.1, mu=0.05)  # below the floor on negatives
+    assert not few.significant.any()
+
+
+def test_a_thin_history_widens_the_count_test() -> None:
+    sure = _sparse([10], [9], share=0.25, mu=0.5, rate_shape=200.0)
+    unsure = _sparse([10], [9], share=0.25, mu=0.5, rate_shape=0.5)
+    assert unsure.count_pvalue[0] > 100 * sure.count_pvalue[0]

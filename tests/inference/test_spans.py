@@ -105,3 +105,17 @@ def test_learned_spans_inside_urls_lower_case_or_without_letters_are_dropped():
     spans = [EntitySpan(0, 10, "ORG", "Apple Inc."), EntitySpan(18, 22, "LOC", "Inc."), EntitySpan(27, 31, "ORG", "Corp"),
              EntitySpan(40, 47, "ORG", "Acme Co")]
     assert [s.text for s in plausible(text, spans)] == ["Apple Inc.", "Acme Co"]
+
+
+def test_an_abbreviation_split_by_the_token_head_is_one_span_again():
+    from inference.decoding.decode import join_abbreviations
+    from inference.decoding.prediction import EntitySpan
+
+    text = "support the U.S. economy and the U.K. too, S.A. fine, US too"
+    spans = [EntitySpan(12, 13, "LOC", "U"), EntitySpan(14, 15, "LOC", "S"), EntitySpan(33, 34, "LOC", "U"),
+             EntitySpan(44, 45, "PER", "S"), EntitySpan(58, 60, "LOC", "US")]
+    got = [(s.start, s.end, s.label, s.text) for s in join_abbreviations(text, spans)]
+    assert got == [(12, 16, "LOC", "U.S."), (33, 37, "LOC", "U.K."), (43, 47, "PER", "S.A."), (58, 60, "LOC", "US")]
+    assert all(text[s:e] == t for s, e, _, t in got)
+    mixed = [EntitySpan(12, 13, "LOC", "U"), EntitySpan(14, 15, "ORG", "S")]  # two labels: left as they are
+    assert join_abbreviations(text, mixed) == mixed

@@ -9,12 +9,13 @@ variables (``dashboards.macros`` expands them the way Grafana does); all values 
 from __future__ import annotations
 
 from inference.labels import ENTITY_TYPES, SENTIMENTS
-from ingest.store import DOCUMENTS, ENTITY_MENTIONS, ENTITY_MINUTE, PREDICTIONS, TOPIC_MINUTE
+from ingest.store import DOCUMENTS, ENTITY_ID_MINUTE, ENTITY_MENTIONS, ENTITY_MINUTE, PREDICTIONS, SECTOR_MINUTE, TOPIC_MINUTE
 
 from dashboards.model import SqlTarget
 
 NEGATIVE = "negative"
 COMPANY_LABELS = ("ORG", "TICKER")  # the entity types a watchlist follows
+COMPANY = "company"  # the entity_kind of a mention linked to a company of the knowledge graph
 assert NEGATIVE in SENTIMENTS and set(COMPANY_LABELS) <= set(ENTITY_TYPES)
 
 # The aggregates are keyed by the start of each minute: a plain $__timeFilter(minute) would drop the minute that
@@ -47,11 +48,11 @@ def sources() -> SqlTarget:
 
 
 def companies(limit: int = 200) -> SqlTarget:
-    """(value, text) pairs: the entity key a query filters on, and the name the drop-down shows."""
+    """(value, text) pairs: the graph id a query filters on (AAPL), and the display name the drop-down shows."""
     return SqlTarget(
-        f"SELECT entity_key, any(name) AS company FROM {ENTITY_MINUTE} WHERE {MINUTES} "
-        f"AND label IN ({_labels(COMPANY_LABELS)}) GROUP BY entity_key "
-        f"ORDER BY uniqExactMerge(docs) DESC, entity_key LIMIT {limit}",
+        f"SELECT entity_id AS entity_key, concat(min(name), ' (', entity_id, ')') AS company FROM {ENTITY_ID_MINUTE} "
+        f"WHERE {MINUTES} AND entity_kind = {literal(COMPANY)} GROUP BY entity_id "
+        f"ORDER BY uniqExactMerge(docs) DESC, entity_id LIMIT {limit}",
         ("entity_key", "company"),
     )
 
@@ -112,12 +113,31 @@ def negative_share_by_source(topic_filter: bool = True) -> SqlTarget:
 # -- companies -------------------------------------------------------------------------------------------------
 
 def most_negative_companies(min_documents: int = 3, limit: int = 15) -> SqlTarget:
+    """Companies of the graph by negative share: one row per company whatever its spellings and tickers."""
     return SqlTarget(
-        f"SELECT any(name) AS company, entity_key, uniqExactMerge(docs) AS documents, "
-        f"{NEGATIVE_SHARE_AGG} AS negative_share FROM {ENTITY_MINUTE} WHERE {MINUTES} "
-        f"AND label IN ({_labels(COMPANY_LABELS)}) GROUP BY entity_key HAVING documents >= {min_documents} "
-        f"ORDER BY negative_share DESC, documents DESC, entity_key LIMIT {limit}",
+        f"SELECT min(name) AS company, entity_id AS entity_key, uniqExactMerge(docs) AS documents, "
+        f"{NEGATIVE_SHARE_AGG} AS negative_share FROM {ENTITY_ID_MINUTE} WHERE {MINUTES} "
+        f"AND entity_kind = {literal(COMPANY)} GROUP BY entity_id HAVING documents >= {min_documents} "
+        f"ORDER BY negative_share DESC, documents DESC, entity_id LIMIT {limit}",
         ("company", "entity_key", "documents", "negative_share"),
+    )
+
+
+def sector_negative_share() -> SqlTarget:
+    """Negative share per sector of the graph (distinct documents naming any of its companies)."""
+    return SqlTarget(
+        f"SELECT $__timeInterval(minute) AS time, sector, {NEGATIVE_SHARE_AGG} AS negative_share "
+        f"FROM {SECTOR_MINUTE} WHERE {MINUTES} GROUP BY time, sector ORDER BY time, sector",
+        ("time", "sector", "negative_share"), "time_series",
+    )
+
+
+def sectors_table() -> SqlTarget:
+    per = ", ".join(f"uniqExactMergeIf(docs, sentiment = {literal(s)}) AS {s}" for s in SENTIMENTS)
+    return SqlTarget(
+        f"SELECT sector, uniqExactMerge(docs) AS documents, {per}, {NEGATIVE_SHARE_AGG} AS negative_share "
+        f"FROM {SECTOR_MINUTE} WHERE {MINUTES} GROUP BY sector ORDER BY documents DESC, sector",
+        ("sector", "documents", *SENTIMENTS, "negative_share"),
     )
 
 
@@ -136,16 +156,16 @@ _COMPANY_WHERE = f"$__timeFilter(published_at) AND entity_key IN (${{company:sin
 
 def company_mentions() -> SqlTarget:
     return SqlTarget(
-        f"SELECT $__timeInterval(published_at) AS time, entity_key AS company, uniqExact(doc_id) AS documents "
-        f"FROM {ENTITY_MENTIONS} WHERE {_COMPANY_WHERE} GROUP BY time, company ORDER BY time, company",
+        f"SELECT $__timeInterval(published_at) AS time, min(name) AS company, uniqExact(doc_id) AS documents "
+        f"FROM {ENTITY_MENTIONS} WHERE {_COMPANY_WHERE} GROUP BY time, entity_key ORDER BY time, company",
         ("time", "company", "documents"), "time_series",
     )
 
 
 def company_negative_share() -> SqlTarget:
     return SqlTarget(
-        f"SELECT $__timeInterval(published_at) AS time, entity_key AS company, {NEGATIVE_SHARE_RAW} AS negative_share "
-        f"FROM {ENTITY_MENTIONS} WHERE {_COMPANY_WHERE} GROUP BY time, company ORDER BY time, company",
+        f"SELECT $__timeInterval(published_at) AS time, min(name) AS company, {NEGATIVE_SHARE_RAW} AS negative_share "
+        f"FROM {ENTITY_MENTIONS} WHERE {_COMPANY_WHERE} GROUP BY time, entity_key ORDER BY time, company",
         ("time", "company", "negative_share"), "time_series",
     )
 
@@ -153,7 +173,7 @@ def company_negative_share() -> SqlTarget:
 def company_sentiment_split() -> SqlTarget:
     per = ", ".join(f"uniqExactIf(doc_id, sentiment = {literal(s)}) AS {s}" for s in SENTIMENTS)
     return SqlTarget(
-        f"SELECT entity_key AS company, any(text) AS name, uniqExact(doc_id) AS documents, {per} "
+        f"SELECT entity_key AS company, min(name) AS name, uniqExact(doc_id) AS documents, {per} "
         f"FROM {ENTITY_MENTIONS} WHERE {_COMPANY_WHERE} GROUP BY company ORDER BY documents DESC, company",
         ("company", "name", "documents", *SENTIMENTS),
     )

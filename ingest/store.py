@@ -326,7 +326,7 @@ def _mention_rows(d: EnrichedDocument, labels: tuple[str, str] | None = None) ->
 def entity_kind(span: EntitySpan) -> str:
     """company / place / institution for a graph link (by its id), else the span's label."""
     key = span.entity_id or ""
-    if span.company_id and key == span.company_id:
+    if span.company_id and key in ("", span.company_id):
         return "company"
     return {"loc": "place", "org": "institution"}.get(key.partition(":")[0] if ":" in key else "", span.label)
 

@@ -98,6 +98,23 @@ def check_outputs(n: int, width: int, topic_logits: np.ndarray, sentiment_logits
             raise InferenceError(f"malformed model output: non-finite values in {name}", code="NON_FINITE_OUTPUT")
 
 
+_ABBREVIATION = re.compile(r"(?:[A-Za-z]\.){2,}")
+
+
+def join_abbreviations(text: str, spans: list[EntitySpan]) -> list[EntitySpan]:
+    """"U.S." split by the token head into "U" and "S" (the dots tagged O), or cut to "U" of "U.K.", is one span
+    again: learned spans of one label lying inside a dotted abbreviation of the text become that abbreviation."""
+    out: list[EntitySpan] = []
+    for m in _ABBREVIATION.finditer(text):
+        inside = [s for s in spans if m.start() <= s.start and s.end <= m.end()]
+        partial = len(inside) > 1 or (inside and inside[0].end - inside[0].start < m.end() - m.start())
+        if partial and len({s.label for s in inside}) == 1:
+            out.append(replace(inside[0], start=m.start(), end=m.end(), text=m.group(0),
+                               score=min(s.score for s in inside)))
+            spans = [s for s in spans if s not in inside]
+    return sorted(spans + out, key=lambda s: (s.start, s.end))
+
+
 def decode(
     texts: Sequence[str],
     batch: Batch,
@@ -113,7 +130,8 @@ def decode(
     linker = default_linker()
     for k, text in enumerate(texts):
         t, s = int(topic_p[k].argmax()), int(sent_p[k].argmax())
-        entities = merge(plausible(text, entity_spans(text, batch.encodings[k], tok_p[k])), find_tickers(text))
+        learned = join_abbreviations(text, entity_spans(text, batch.encodings[k], tok_p[k]))
+        entities = merge(plausible(text, learned), find_tickers(text))
         out.append(
             Prediction(
                 topic=TOPICS[t],

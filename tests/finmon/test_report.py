@@ -44,7 +44,8 @@ def test_report_shows_the_stored_numbers(store: Store, tmp_path: Path) -> None:
     assert {"Markets", "Macro", "6", "3"} <= values
     assert "Markets: 3 negative" in html and "Markets: 2 neutral" in html and "Macro: 3 positive" in html
     assert "50% neg" in html  # Markets: 3 of 6
-    assert "Apple (ORG)" in html and "Apple (ORG): 3 negative" in html
+    # canonical entities: the company's display name and ticker, its kind (the graph's, else the span label)
+    assert "Apple (AAPL) (company)" in html and "Apple (AAPL) (company): 3 negative" in html
     assert "&lt;Fed &amp; Co&gt; (ORG)" in html  # text from documents is escaped
     assert "<th>window_start</th>" in html and "<td>2026-11-09 13:00 UTC</td>" in html
     assert "&lt;b&gt;surge&lt;/b&gt;" in html and "<b>surge" not in html
@@ -72,7 +73,7 @@ def test_summary_text(store: Store) -> None:
     markets = next(line for line in lines if line.strip().startswith("Markets"))
     assert markets.split()[1:] == ["6", "50%", "/", "33%", "/", "17%"]
     apple = next(line for line in lines if line.strip().startswith("Apple"))
-    assert "4 docs, 75% negative" in apple
+    assert apple.split()[:3] == ["Apple", "(AAPL)", "company"] and "4 docs, 75% negative" in apple
     assert "Alerts: 1" in text and "scope=entity, key=AAPL" in text
 
 

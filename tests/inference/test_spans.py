@@ -105,3 +105,19 @@ def test_learned_spans_inside_urls_lower_case_or_without_letters_are_dropped():
     spans = [EntitySpan(0, 10, "ORG", "Apple Inc."), EntitySpan(18, 22, "LOC", "Inc."), EntitySpan(27, 31, "ORG", "Corp"),
              EntitySpan(40, 47, "ORG", "Acme Co")]
     assert [s.text for s in plausible(text, spans)] == ["Apple Inc.", "Acme Co"]
+
+
+def test_an_abbreviation_split_by_the_token_head_is_one_span_again():
+    from inference.decoding.decode import join_abbreviations
+    from inference.decoding.prediction import EntitySpan
+
+    text = "support the U.S. economy and the U.K. too, S.A. fine, US too"
+    us, uk, sa, plain = text.index("U.S."), text.index("U.K."), text.index("S.A."), text.index("US ")
+    spans = [EntitySpan(us, us + 1, "LOC", "U"), EntitySpan(us + 2, us + 3, "LOC", "S"),
+             EntitySpan(uk, uk + 1, "LOC", "U"), EntitySpan(sa, sa + 1, "PER", "S"),
+             EntitySpan(plain, plain + 2, "LOC", "US")]
+    got = [(s.start, s.end, s.label, s.text) for s in join_abbreviations(text, spans)]
+    assert got == [(us, us + 4, "LOC", "U.S."), (uk, uk + 4, "LOC", "U.K."), (sa, sa + 4, "PER", "S.A."),
+                   (plain, plain + 2, "LOC", "US")]
+    mixed = [EntitySpan(us, us + 1, "LOC", "U"), EntitySpan(us + 2, us + 3, "ORG", "S")]  # two labels: as they are
+    assert join_abbreviations(text, mixed) == mixed

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from inference.training.data import TextExample, TokenExample
 from inference.labels import NER_TAGS
 from inference.tokenize import Batch, TextTokenizer
+
+if TYPE_CHECKING:
+    from inference.training.recipe import TrainConfig
 
 Runner = Callable[[Batch], tuple[np.ndarray, np.ndarray, np.ndarray]]
 HEAD = {"topic": 0, "sentiment": 1}
@@ -99,13 +103,15 @@ def evaluate_ner(runner: Runner, tokenizer: TextTokenizer, examples: Sequence[To
 
 def evaluate_files(model: Path | None = None, *, topic_csv: Path | None = None, sentiment_csv: Path | None = None,
                    finer_csv: Path | None = None, conll: Path | None = None, dev: bool = False,
-                   baselines: bool = False, per_class: bool = False, spans: Path | None = None) -> dict:
+                   baselines: bool = False, per_class: bool = False, spans: Path | None = None,
+                   recipe: "TrainConfig | None" = None) -> dict:
     """`finmon eval`: metrics of an exported model (default: the shipped one) on files in the shared formats.
 
     ``model`` may also be a training checkpoint folder (model.pt), evaluated with torch. ``baselines`` adds
     ``result["baseline"]``: the TF-IDF + logistic-regression scores on the same text sets (same keys), trained on
     the recipe's train split. ``per_class`` adds ``per_class`` F1 to the text tasks; ``spans`` adds
-    ``tweet_spans`` (precision on a hand-checked span file, inference.evaluation.spans).
+    ``tweet_spans`` (precision on a hand-checked span file, inference.evaluation.spans). ``recipe`` (default: the
+    training recipe's defaults) decides the dev splits and the baseline's training examples.
     """
     from inference.training import data as D
     from inference.labels import SENTIMENTS, TOPICS
@@ -130,7 +136,7 @@ def evaluate_files(model: Path | None = None, *, topic_csv: Path | None = None, 
     if dev or baselines:  # the (train, dev) splits the training recipe carves from train (same seed, same split)
         from inference.training.recipe import TrainConfig, load_splits
 
-        splits = load_splits(TrainConfig())
+        splits = load_splits(recipe or TrainConfig())
     if dev:
         texts["dev_topic"] = (splits["topic"][1], "topic")
         texts["dev_sentiment"] = (splits["sentiment"][1], "sentiment")

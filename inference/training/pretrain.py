@@ -26,6 +26,7 @@ from transformers import AutoTokenizer, BertConfig, BertForMaskedLM, DataCollato
 
 from inference.tokenize import CASES, TOKENIZER_FILE, TextTokenizer, base_model_path
 from inference.training.model import widen_token_types
+from inference.training.train import adamw_schedule, start_run
 
 log = logging.getLogger(__name__)
 ENCODER_DIR = "encoder"
@@ -73,24 +74,13 @@ def pretrain(texts: Sequence[str], cfg: PretrainConfig, corpus: dict | None = No
         from inference.errors import ConfigError
 
         raise ConfigError("no text to pre-train on")
-    random.seed(cfg.seed), np.random.seed(cfg.seed), torch.manual_seed(cfg.seed)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    tok_dir = base_model_path()
-    tokenizer = TextTokenizer.from_dir(tok_dir, cfg.max_length)
+    out, tok_dir, tokenizer = start_run(cfg.seed, cfg.threads, Path(cfg.out_dir), cfg.max_length)
     collator = DataCollatorForLanguageModeling(AutoTokenizer.from_pretrained(str(tok_dir)),
                                                mlm_probability=cfg.mlm_probability, seed=cfg.seed)
     model = masked_lm(cfg.tiny).train()
     steps_per_epoch = (len(texts) + cfg.batch_size - 1) // cfg.batch_size
     total = min(cfg.max_steps or steps_per_epoch * cfg.epochs, steps_per_epoch * cfg.epochs)
-    no_decay = [p for n, p in model.named_parameters() if n.endswith("bias") or "LayerNorm" in n]
-    decay = [p for n, p in model.named_parameters() if not (n.endswith("bias") or "LayerNorm" in n)]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
-    warm = max(1, int(cfg.warmup * total))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
+    opt, sched = adamw_schedule(model, cfg.lr, cfg.weight_decay, cfg.warmup, total)
     rng, step, losses, started = random.Random(cfg.seed), 0, [], time.time()
     log.info("pre-training on %d texts, %d steps", len(texts), total)
     while step < total:

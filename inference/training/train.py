@@ -71,15 +71,32 @@ def loss_of(model: MultiTaskModel, tb: TaskBatch, weights: dict[str, torch.Tenso
                                        weight=(weights or {}).get(tb.task), label_smoothing=label_smoothing)
 
 
-def train(cfg: TrainConfig) -> dict:
-    """Train, keep the best epoch in ``out_dir/best`` and return the run summary (also in ``summary.json``)."""
-    random.seed(cfg.seed), np.random.seed(cfg.seed), torch.manual_seed(cfg.seed)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    out = Path(cfg.out_dir)
+def start_run(seed: int, threads: int, out: Path, max_length: int) -> tuple[Path, Path, TextTokenizer]:
+    """Seed everything, set torch's threads, create the run folder; (out, base model dir, tokenizer)."""
+    random.seed(seed), np.random.seed(seed), torch.manual_seed(seed)
+    if threads:
+        torch.set_num_threads(threads)
     out.mkdir(parents=True, exist_ok=True)
     tok_dir = base_model_path()
-    tokenizer = TextTokenizer.from_dir(tok_dir, cfg.max_length)
+    return out, tok_dir, TextTokenizer.from_dir(tok_dir, max_length)
+
+
+def adamw_schedule(model: nn.Module, lr: float, weight_decay: float, warmup: float, total: int):
+    """AdamW (no decay on biases and LayerNorm) with linear warm-up over ``warmup`` of ``total`` steps, then linear
+    decay to 0."""
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    decay = [p for n, p in trainable if not n.endswith("bias") and "LayerNorm" not in n]
+    no_decay = [p for n, p in trainable if n.endswith("bias") or "LayerNorm" in n]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=lr)
+    warm = max(1, int(warmup * total))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
+    return opt, sched
+
+
+def train(cfg: TrainConfig) -> dict:
+    """Train, keep the best epoch in ``out_dir/best`` and return the run summary (also in ``summary.json``)."""
+    out, tok_dir, tokenizer = start_run(cfg.seed, cfg.threads, Path(cfg.out_dir), cfg.max_length)
     if cfg.init:
         model = MultiTaskModel.load(cfg.init)
     else:
@@ -97,11 +114,7 @@ def train(cfg: TrainConfig) -> dict:
     rng = random.Random(cfg.seed)
     steps_per_epoch = len(epoch_plan(tasks, cfg.batch_size, cfg.sampling, random.Random(0)))
     total = steps_per_epoch * cfg.epochs
-    decay = [p for n, p in model.named_parameters() if p.requires_grad and not n.endswith("bias") and "LayerNorm" not in n]
-    no_decay = [p for n, p in model.named_parameters() if p.requires_grad and (n.endswith("bias") or "LayerNorm" in n)]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
-    warm = max(1, int(cfg.warmup * total))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
+    opt, sched = adamw_schedule(model, cfg.lr, cfg.weight_decay, cfg.warmup, total)
     history, best, bad, started = [], -1.0, 0, time.time()
     log.info("training %s on %s examples, %d steps/epoch", cfg.tasks, {t.task: len(t.examples) for t in tasks}, steps_per_epoch)
     for epoch in range(1, cfg.epochs + 1):

@@ -46,3 +46,24 @@ def test_eval_rejects_a_malformed_file(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("text,label\nhello,99\n")
     assert main(["eval", "--topic-csv", str(bad)]) == 2  # DataError: clear message, no traceback
+
+
+def test_baseline_scores_sit_beside_the_model_in_the_json_and_the_table(tmp_path):
+    from inference.evaluation.evaluate import evaluate_files, format_table
+    from inference.training.recipe import TrainConfig
+
+    topic = _head(DATA / "twitter_financial_news_topic/topic_train.csv", tmp_path / "topic.csv", 41)
+    sent = _head(DATA / "twitter_financial_news_sentiment/sent_train.csv", tmp_path / "sent.csv", 41)
+    # a small recipe keeps the fit short; the first rows of each file are among its training examples
+    result = evaluate_files(topic_csv=topic, sentiment_csv=sent, baselines=True, per_class=True,
+                            recipe=TrainConfig(limit=400))
+    base = result["baseline"]
+    assert base["name"] == "tfidf-logreg" and set(base) == {"name", "topic", "sentiment"}
+    for task in ("topic", "sentiment"):
+        assert set(base[task]) == set(result[task]) == {"accuracy", "macro_f1", "n", "per_class"}
+        assert base[task]["n"] == result[task]["n"] == 40
+    # fitted on these very rows: a label map or an example/label misalignment would not score this well
+    assert base["topic"]["accuracy"] > 0.8 and base["sentiment"]["accuracy"] > 0.8
+    assert sum(c["n"] for c in base["topic"]["per_class"].values()) == 40
+    table = format_table(result)
+    assert "topic [tfidf-logreg]" in table and "sentiment [tfidf-logreg]" in table and "Earnings" in table

@@ -16,6 +16,8 @@ from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from inference.errors import ConfigError
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_HOME = Path(os.environ.get("FINMON_HOME", Path.home() / ".cache" / "finmon"))
 
@@ -28,8 +30,11 @@ class _TomlTableSource(PydanticBaseSettingsSource):
         path = os.environ.get("FINMON_CONFIG")
         data: dict[str, Any] = {}
         if path:
-            with open(path, "rb") as fh:
-                data = tomllib.load(fh).get(getattr(settings_cls, "section", ""), {})
+            try:
+                with open(path, "rb") as fh:
+                    data = tomllib.load(fh).get(getattr(settings_cls, "section", ""), {})
+            except (OSError, tomllib.TOMLDecodeError) as exc:
+                raise ConfigError(f"FINMON_CONFIG={path} cannot be read: {exc}") from exc
         self._data = data
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:

@@ -8,9 +8,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from inference.errors import FinmonError
-
 from finmon import __version__, logs
+from finmon.cli.failure import EXIT_USER_ERROR, describe
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +48,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler = args.handler
     try:
         return int(handler(args) or 0)
-    except FinmonError as exc:
-        log.error("%s: %s", type(exc).__name__, exc)
-        return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a user mistake is one clear line and exit 2; anything else is a bug: traceback
+        line = describe(exc)
+        if line is None:
+            raise
+        log.debug("%s failed", args.command, exc_info=True)
+        print(f"finmon {args.command}: error: {line}", file=sys.stderr)
+        return EXIT_USER_ERROR
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ def _run(args: argparse.Namespace) -> int:
     from alerts.runner import Runner
     from alerts.settings import alerts_settings
     from finmon.cli.alerts import _rules
+    from finmon.cli.stream import checked_urls
     from finmon.monitor import Monitor, state_path
     from inference.serving.predictor import load_predictor
     from inference.settings import DEFAULT_HOME
@@ -53,6 +54,7 @@ def _run(args: argparse.Namespace) -> int:
 
     if not (args.rss or args.json or args.kafka):
         raise ConfigError("nothing to monitor: give --rss URL..., --json URL... and/or --kafka")
+    checked_urls(args.rss + args.json)
     overrides = {"metrics_port": args.metrics_port} if args.metrics_port is not None else {}
     settings = ingest_settings(**overrides)
     alerts = alerts_settings()

@@ -85,9 +85,9 @@ def _worker(args: argparse.Namespace) -> int:
     from ingest.store import Store
     from ingest.worker import Worker
 
-    settings = ingest_settings()
-    log.info("ingest settings: %s", settings.masked())
-    port = settings.metrics_port if args.metrics_port is None else args.metrics_port
+    settings = ingest_settings(**({} if args.metrics_port is None else {"metrics_port": args.metrics_port}))
+    log.info("ingest settings: %s", settings.masked())  # as in force: --metrics-port included
+    port = settings.metrics_port
     store = Store.open(settings.clickhouse_dsn, settings.clickhouse_database)
     try:
         store.migrate()

@@ -7,7 +7,6 @@ the demo is one minute here) and its Wells Fargo surge, all of it published in o
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import signal
@@ -27,6 +26,7 @@ import pytest
 from finmon.demo import BUNDLED_STREAM
 from ingest.store import DOCUMENTS, Store
 from tests.fixtures.feeds import FeedServer
+from tests.ingest.stream_data import bundled_documents
 
 FINMON = str(Path(sys.executable).parent / "finmon")
 MANIFEST = json.loads(BUNDLED_STREAM.with_name("demo_stream.json").read_text())
@@ -38,21 +38,14 @@ pytestmark = pytest.mark.slow
 def _demo_items() -> tuple[list[dict], list[dict]]:
     """(ordinary items of the 6 hours before the surge, the surge's items) from the bundled stream."""
     surge_ids, ordinary, surge, seen = set(MANIFEST["surge"]["ids"]), [], [], set()
-    with gzip.open(BUNDLED_STREAM, "rt", encoding="utf-8") as fh:
-        for line in fh:
-            try:
-                raw = json.loads(line)
-                at = datetime.fromisoformat(raw["published_at"])
-                key, text = str(raw["id"]), str(raw["text"])
-            except (ValueError, KeyError, TypeError):
-                continue  # the stream's deliberately malformed lines
-            if not key or at.tzinfo is None or key in seen:
-                continue
-            seen.add(key)
-            if key in surge_ids:
-                surge.append({"id": key, "text": text, "at": at})
-            elif BASELINE_FROM <= at < SURGE_START:
-                ordinary.append({"id": key, "text": text, "at": at})
+    for key, at, text in bundled_documents(BUNDLED_STREAM):
+        if key in seen:
+            continue
+        seen.add(key)
+        if key in surge_ids:
+            surge.append({"id": key, "text": text, "at": at})
+        elif BASELINE_FROM <= at < SURGE_START:
+            ordinary.append({"id": key, "text": text, "at": at})
     return ordinary, surge
 
 

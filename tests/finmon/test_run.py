@@ -160,3 +160,40 @@ def test_a_surging_feed_raises_a_delivered_alert_and_a_restart_repeats_nothing(t
     with Store.open(f"chdb://{tmp_path / 'ch'}") as store:
         row = store.query(f"SELECT count() AS n, uniqExact(doc_id) AS ids FROM {DOCUMENTS}")[0]
     assert row["n"] == row["ids"] == len(baseline) + len(surging)  # every item, none stored twice
+
+
+@pytest.mark.kafka
+def test_run_consumes_kafka_when_configured(tmp_path: Path, ingest_topics) -> None:
+    from ingest.records import RawDocument
+    from tests.ingest.kafka_checks import produce
+
+    at = datetime.now(UTC) - timedelta(hours=1)
+    produce(ingest_topics, [RawDocument(id=f"k{i}", source="wire", kind="news" if i % 2 else "post",
+                                        published_at=at, text=f"Markets story number {i}").to_json().encode()
+                            for i in range(20)])
+    port = _free_port()
+    env = {**ingest_topics.env(), "FINMON_ALERTS_POLL_SECONDS": "1"}
+    run = Process(["--kafka", "--dsn", f"chdb://{tmp_path / 'ch'}", "--dir", str(tmp_path / "run"),
+                   "--metrics-port", str(port)], env)
+    try:
+        deadline = time.monotonic() + 300
+        while _stored(port) < 20:
+            assert run.proc.poll() is None and time.monotonic() < deadline, "".join(run.lines[-40:])
+            time.sleep(0.5)
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+        assert run.stop() == 0
+    finally:
+        if run.proc.poll() is None:
+            run.proc.kill()
+    assert any("worker stopped: 20 stored, 0 de-duplicated, 0 dead-lettered; lag 0" in line for line in run.lines)
+    with Store.open(f"chdb://{tmp_path / 'ch'}") as store:
+        assert store.query(f"SELECT count() AS n FROM {DOCUMENTS}")[0]["n"] == 20
+
+
+def _stored(port: int) -> float:
+    try:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+    except httpx.HTTPError:
+        return 0.0
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("finmon_documents_total{") and 'outcome="stored"' in line)

@@ -222,12 +222,17 @@ class Worker:
                 log.info("resumed consumption")
 
     async def _on_assigned(self, assigned: list[TopicPartition]) -> None:
-        """Start from the group's committed offsets (for the lag gauge; commits are skipped when unchanged)."""
+        """Start from the group's committed offsets (for the lag gauge; commits are skipped when unchanged).
+
+        The position is set there too: records this worker polled but could not feed while a rebalance took the
+        partition away (and gave it back) were never committed, and must be read again, not skipped.
+        """
         assert self.consumer is not None
         for tp in assigned:
             offset = await self.consumer.committed(tp)
             if offset is not None:
                 self._committed[(tp.topic, tp.partition)] = offset
+                self.consumer.seek(tp, offset)
 
     async def _on_revoked(self, revoked: list[TopicPartition]) -> None:
         if self.pipeline is None:

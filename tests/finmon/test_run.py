@@ -165,7 +165,7 @@ def test_a_surging_feed_raises_a_delivered_alert_and_a_restart_repeats_nothing(t
 @pytest.mark.kafka
 def test_run_consumes_kafka_when_configured(tmp_path: Path, ingest_topics) -> None:
     from ingest.records import RawDocument
-    from tests.ingest.kafka_checks import produce
+    from tests.ingest.kafka_checks import produce, stored_so_far
 
     at = datetime.now(UTC) - timedelta(hours=1)
     produce(ingest_topics, [RawDocument(id=f"k{i}", source="wire", kind="news" if i % 2 else "post",
@@ -177,7 +177,7 @@ def test_run_consumes_kafka_when_configured(tmp_path: Path, ingest_topics) -> No
                    "--metrics-port", str(port)], env)
     try:
         deadline = time.monotonic() + 300
-        while _stored(port) < 20:
+        while stored_so_far(port) < 20:
             assert run.proc.poll() is None and time.monotonic() < deadline, "".join(run.lines[-40:])
             time.sleep(0.5)
         assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
@@ -189,11 +189,3 @@ def test_run_consumes_kafka_when_configured(tmp_path: Path, ingest_topics) -> No
     with Store.open(f"chdb://{tmp_path / 'ch'}") as store:
         assert store.query(f"SELECT count() AS n FROM {DOCUMENTS}")[0]["n"] == 20
 
-
-def _stored(port: int) -> float:
-    try:
-        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
-    except httpx.HTTPError:
-        return 0.0
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("finmon_documents_total{") and 'outcome="stored"' in line)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+import httpx
+
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from ingest import queries
@@ -104,3 +106,13 @@ def check_dead_letters(topics: IngestTopics, stream: Stream, exact: bool) -> Non
     assert Counter(by_origin.values()) == Counter(stream.malformed)
     if exact:
         assert max(origins.values()) == 1 and len(letters) == sum(stream.malformed.values())
+
+
+def stored_so_far(port: int) -> float:
+    """Documents a running worker stored so far, read from its /metrics (0 before it serves them)."""
+    try:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+    except httpx.HTTPError:
+        return 0.0
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("finmon_documents_total{") and 'outcome="stored"' in line)

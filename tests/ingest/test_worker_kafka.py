@@ -15,7 +15,6 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -25,7 +24,7 @@ from ingest.settings import IngestSettings
 from ingest.store import Store
 from ingest.worker import Worker
 from tests.fixtures.kafka import IngestTopics
-from tests.ingest.kafka_checks import check_dead_letters, check_store, consumer_lag, produce
+from tests.ingest.kafka_checks import check_dead_letters, check_store, consumer_lag, produce, stored_so_far
 from tests.ingest.stream_data import MAX_MESSAGE_BYTES, build_stream
 
 pytestmark = pytest.mark.kafka
@@ -72,15 +71,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _stored_so_far(port: int) -> float:
-    try:
-        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
-    except httpx.HTTPError:
-        return 0.0
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("finmon_documents_total{") and 'outcome="stored"' in line)
-
-
 def test_sigkill_in_the_middle_and_restart_still_exactly_once(
     ingest_topics: IngestTopics, tmp_path: Path, stream, predictor: Predictor
 ) -> None:
@@ -93,7 +83,7 @@ def test_sigkill_in_the_middle_and_restart_still_exactly_once(
     first = subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 600
-        while _stored_so_far(port) < len(stream.expected_ids) / 3:
+        while stored_so_far(port) < len(stream.expected_ids) / 3:
             assert first.poll() is None, (tmp_path / "worker.log").read_text()[-3000:]
             assert time.monotonic() < deadline, "the worker made no progress"
             time.sleep(0.2)

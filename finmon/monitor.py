@@ -15,7 +15,6 @@ import asyncio
 import hashlib
 import logging
 import threading
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -73,7 +72,6 @@ class FeedPoller:
     interval_s: float
 
     def __post_init__(self) -> None:
-        self.outcomes: Counter[str] = Counter()
         self.polls = 0
         self._offsets = [0] * len(self.sources)
 
@@ -97,9 +95,7 @@ class FeedPoller:
         for doc in docs:
             message = Message(doc.to_json().encode("utf-8"), FEEDS_TOPIC, index, self._offsets[index])
             self._offsets[index] += 1
-            result = await self.pipeline.feed(message)
-            if result is not None:
-                self.outcomes[result.outcome.value] += 1
+            await self.pipeline.feed(message)
             if self.pipeline.should_flush() and not await self._flush(stop):
                 return
         if not await self._flush(stop):
@@ -113,7 +109,7 @@ class FeedPoller:
         delay = self.settings.backoff_initial_s
         while True:
             try:
-                self.outcomes.update(r.outcome.value for r in await self.pipeline.flush())
+                await self.pipeline.flush()
                 return True
             except Backpressure as exc:
                 if stop.is_set():
@@ -201,6 +197,6 @@ class Monitor:
             self.running = False
             stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)
-            o = self.poller.outcomes
+            o = self.poller.pipeline.totals
             log.info("stopped: feeds %d stored, %d duplicates, %d dead-lettered", o["stored"], o["duplicate"],
                      o["dead_letter"])

@@ -28,7 +28,7 @@ def dashboards(settings: GrafanaSettings | None = None) -> list[Dashboard]:
         topics.topic_drilldown([history.annotation(subject_kind="topic", subject_var="topic")]),
         companies.watchlist([history.annotation(subject_kind="entity", subject_var="company")]),
         history.alerts_history(),
-        pipeline.pipeline_health(),
+        pipeline.pipeline_health([history.annotation()]),
     ]
 
 

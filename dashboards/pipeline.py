@@ -4,7 +4,7 @@ actually stored. Metric and label names here are checked against ingest.metrics 
 from __future__ import annotations
 
 from dashboards import queries
-from dashboards.model import Dashboard, PromTarget
+from dashboards.model import Annotation, Dashboard, PromTarget
 from dashboards.panels import timeseries
 
 PIPELINE_UID = "finmon-pipeline"
@@ -20,7 +20,7 @@ def _mean(histogram: str) -> PromTarget:
     return PromTarget(f"sum(rate({histogram}_sum{RATE})) / sum(rate({histogram}_count{RATE}))", "mean")
 
 
-def pipeline_health() -> Dashboard:
+def pipeline_health(alert_annotations: list[Annotation]) -> Dashboard:
     panels = [
         timeseries("Throughput by outcome", PromTarget(
             f"sum by (outcome) (rate(finmon_documents_total{RATE}))", "{{outcome}}"), unit="docs/s", stack="normal",
@@ -53,4 +53,4 @@ def pipeline_health() -> Dashboard:
     ]
     return Dashboard(PIPELINE_UID, "finmon: pipeline health",
                      "Throughput, dead letters, batching, model and ClickHouse latency, consumer lag.", panels,
-                     refresh="30s", time_from="now-6h")
+                     annotations=alert_annotations, refresh="30s", time_from="now-6h")

@@ -1,25 +1,39 @@
-"""The demo's outputs: a console summary and a self-contained HTML report (inline SVG, no scripts, no CDN).
+"""The report: a console summary and one self-contained, interactive HTML page (plotly, its JS inlined).
 
-Both read only through ``ingest.queries``, i.e. the same exactly-once aggregates the dashboards and alerts use.
+Every number is read through a function of this module (``topic_mix``, ``topic_series``, ``entity_mix``,
+``report_alerts``), each over ``ingest.queries`` or the alert history: the same exactly-once aggregates the
+dashboards and the alerts use. The alerts are the ones the store recorded (``alert_events``) in the period.
 """
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from html import escape
 from pathlib import Path
 from typing import Any
 
+from alerts import history
+from alerts.detection import Severity
+from alerts.message import headline, summary
+from alerts.source import evidence
+from alerts.tracker import Event, Subject
 from inference.labels import SENTIMENTS
 from ingest import queries, story_queries
 from ingest.store import Store
 
-COLORS = {"negative": "#d62728", "neutral": "#9e9e9e", "positive": "#2ca02c"}
-LINE_COLORS = ("#1f77b4", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
-TOP_TOPICS_OVER_TIME = 5
-MIN_DOCS_PER_POINT = 3  # an hour with fewer documents of a topic has no meaningful negative share
+from finmon import charts
+
+TOP_TOPICS_OVER_TIME = 6
+MIN_DOCS_PER_POINT = 5  # an hour with fewer documents of a topic has no meaningful negative share
+HOUR = 3600
+
+
+def period(store: Store) -> tuple[datetime, datetime] | None:
+    """The report's period: from the first to the last stored document."""
+    return queries.time_bounds(store)
 
 
 def topic_mix(store: Store) -> list[dict[str, Any]]:
@@ -32,27 +46,51 @@ def topic_mix(store: Store) -> list[dict[str, Any]]:
     return [{"topic": t, **v} for t, v in sorted(table.items(), key=lambda kv: (-kv[1]["docs"], kv[0]))]
 
 
-def negative_share_by_hour(store: Store, topics: Sequence[str]) -> dict[str, list[tuple[datetime, float | None]]]:
-    """Per topic, (hour, share of negative documents) for every hour; None where fewer than MIN_DOCS_PER_POINT."""
+def topic_series(store: Store, topics: Sequence[str], bucket_seconds: int = HOUR) -> tuple[
+        dict[str, list[tuple[datetime, float | None]]], dict[str, list[tuple[datetime, float | None]]]]:
+    """Per topic and bucket: (negative share, volume). The share is None where a bucket has fewer than
+    MIN_DOCS_PER_POINT documents of the topic (no meaningful share); every topic gets every bucket."""
     counts: dict[tuple[str, datetime], dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    hours: set[datetime] = set()
-    for row in queries.topic_counts(store, bucket_seconds=3600, topics=topics):
+    buckets: set[datetime] = set()
+    for row in queries.topic_counts(store, bucket_seconds=bucket_seconds, topics=topics):
         counts[(row["topic"], row["bucket"])][row["sentiment"]] += row["docs"]
-        hours.add(row["bucket"])
-    series = {}
+        buckets.add(row["bucket"])
+    share, volume = {}, {}
     for topic in topics:
-        points = []
-        for hour in sorted(hours):
-            c = counts.get((topic, hour), {})
+        share[topic], volume[topic] = [], []
+        for bucket in sorted(buckets):
+            c = counts.get((topic, bucket), {})
             total = sum(c.values())
-            points.append((hour, c.get("negative", 0) / total if total >= MIN_DOCS_PER_POINT else None))
-        series[topic] = points
-    return series
+            share[topic].append((bucket, c.get("negative", 0) / total if total >= MIN_DOCS_PER_POINT else None))
+            volume[topic].append((bucket, float(total)))
+    return share, volume
 
 
-def summary_text(store: Store, *, alerts: Sequence[dict[str, Any]] = ()) -> str:
-    """The console summary of what the store holds."""
-    total, bounds = queries.document_count(store), queries.time_bounds(store)
+def entity_mix(store: Store, limit: int = 15) -> list[dict[str, Any]]:
+    """The most mentioned real-world entities (one row per graph id) with their documents per sentiment."""
+    return queries.top_graph_entities(store, limit=limit)
+
+
+def report_alerts(store: Store, start: datetime | None = None, end: datetime | None = None,
+                  examples: int = 3) -> list[dict[str, Any]]:
+    """The alert events recorded in ``[start, end]``, oldest first, each with its negative example documents."""
+    history.migrate(store)  # a store the alerts never ran on has no alert tables yet
+    rows = []
+    for r in history.events(store):
+        if (start and r["at"] < start) or (end and r["at"] > end):
+            continue
+        event = Event(Subject(r["subject_kind"], r["subject_name"]), r["status"], Severity.parse(r["severity"]),
+                      r["at"], r["started"], json.loads(r["stats"]))
+        proof = evidence(store, event, headlines=examples)
+        rows.append({"at": event.at, "status": event.status, "severity": event.severity.label,
+                     "kind": event.subject.kind, "name": event.subject.name, "headline": headline(event),
+                     "details": summary(event), "documents": [h.__dict__ for h in proof.headlines]})
+    return rows
+
+
+def summary_text(store: Store) -> str:
+    """The console summary of what the store holds, its alerts included."""
+    total, bounds = queries.document_count(store), period(store)
     stories = story_queries.story_count(store)
     lines = [f"finmon: {total:,} document{'' if total == 1 else 's'}"
              + (f", {_fmt(bounds[0])} .. {_fmt(bounds[1])}" if bounds else "") + f"; {stories:,} distinct stories"]
@@ -61,135 +99,73 @@ def summary_text(store: Store, *, alerts: Sequence[dict[str, Any]] = ()) -> str:
         mix = " / ".join(f"{_pct(row[s], row['docs']):>4}" for s in SENTIMENTS)
         lines.append(f"  {row['topic']:<30} {row['docs']:>6,}   {mix}")
     lines.append("Top entities:")
-    for e in queries.top_graph_entities(store, limit=10):
+    for e in entity_mix(store, limit=10):
         lines.append(f"  {queries.entity_title(e):<36} {e['kind']:<11} {e['docs']:>5,} docs, "
                      f"{_pct(e['negative'], e['docs'])} negative")
+    alerts = report_alerts(store, *(bounds or (None, None)), examples=0) if bounds else []
     lines.append(f"Alerts: {len(alerts)}")
-    for alert in alerts:
-        lines.append("  " + ", ".join(f"{k}={_cell(v)}" for k, v in alert.items()))
+    for a in alerts:
+        lines.append(f"  {_fmt(a['at'])}  {a['headline']}: {a['details']}")
     return "\n".join(lines)
 
 
-def write_report(store: Store, path: Path, *, alerts: Sequence[dict[str, Any]] = ()) -> Path:
+def write_report(store: Store, path: Path) -> Path:
     """Write the HTML report to ``path`` (parents created) and return it."""
-    mix = topic_mix(store)
-    top = [row["topic"] for row in mix[:TOP_TOPICS_OVER_TIME]]
-    entities = queries.top_graph_entities(store, limit=15)
-    total, bounds = queries.document_count(store), queries.time_bounds(store)
+    mix, bounds = topic_mix(store), period(store)
+    total, stories = queries.document_count(store), story_queries.story_count(store)
+    alerts = report_alerts(store, bounds[0], bounds[1] + timedelta(minutes=1)) if bounds else []
+    topic_alerts = [a for a in alerts if a["status"] != "resolved"]
+    alerted = [a["name"] for a in topic_alerts if a["kind"] == "topic"]
+    top = list(dict.fromkeys(alerted + [row["topic"] for row in mix[:TOP_TOPICS_OVER_TIME]]))  # alerted first
+    share, volume = topic_series(store, top)
     span = f"{_fmt(bounds[0])} .. {_fmt(bounds[1])}" if bounds else "no documents"
-    stories = story_queries.story_count(store)
-    sections = [
-        f"<h1>finmon report</h1><p>{total:,} document{'' if total == 1 else 's'}, {escape(span)};"
-        f" {stories:,} distinct stories</p>",
-        "<h2>Documents per topic</h2>" + _bars([(r["topic"], r["docs"]) for r in mix]),
-        "<h2>Sentiment mix per topic</h2>" + _legend() + _stacked([(r["topic"], r) for r in mix]),
-        "<h2>Negative share per hour, top topics</h2>" + _lines(negative_share_by_hour(store, top)),
-        "<h2>Top entities</h2>" + _legend() + _stacked([(f"{queries.entity_title(e)} ({e['kind']})", e) for e in entities]),
-        "<h2>Alerts</h2>" + _table(alerts),
+    figures = [
+        ("negative-share", charts.over_time(share, topic_alerts, title="Negative share per hour: the alerted and "
+                                            "the top topics (▼ = an alert fired)", y_title="negative share", percent=True)),
+        ("volume", charts.over_time(volume, topic_alerts, title="Documents per hour: the alerted and the top topics",
+                                    y_title="documents", percent=False)),
+        ("entities", charts.sentiment_bars([(f"{queries.entity_title(e)} ({e['kind']})", e) for e in entity_mix(store)],
+                                           title="Top companies and entities by sentiment")),
+        ("topics", charts.sentiment_bars([(r["topic"], r) for r in mix], title="Sentiment mix per topic")),
     ]
-    html = (
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>finmon report</title><style>"
-        "body{font-family:sans-serif;margin:2em;max-width:1000px}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px;text-align:left}svg{display:block}"
-        "</style></head><body>" + "\n".join(sections) + "</body></html>\n"
+    sections = [
+        f"<h1>finmon report</h1><p class='lede'>{total:,} document{'' if total == 1 else 's'}, {escape(span)}; "
+        f"{stories:,} distinct stories; <b>{len(alerts)}</b> alert event{'' if len(alerts) == 1 else 's'}</p>",
+        *(f"<section class='chart'>{charts.html(fig, div_id)}</section>" for div_id, fig in figures[:2]),
+        f"<h2>Alerts</h2>{_alert_table(alerts)}",
+        *(f"<section class='chart'>{charts.html(fig, div_id)}</section>" for div_id, fig in figures[2:]),
+    ]
+    page = (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>finmon report</title>"
+        f"<script>{charts.plotly_js()}</script><style>{_CSS}</style></head><body>"
+        + "\n".join(sections) + "</body></html>\n"
     )
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(html, encoding="utf-8")
+    path.write_text(page, encoding="utf-8")
     return path
 
 
-# -- SVG ------------------------------------------------------------------------------------------------------------
-
-LABEL_W, BAR_W, ROW_H = 260, 560, 20
-
-
-def _bars(rows: list[tuple[str, int]]) -> str:
-    peak = max((v for _, v in rows), default=0) or 1
-    parts = []
-    for i, (label, value) in enumerate(rows):
-        y, w = i * ROW_H, BAR_W * value / peak
-        parts.append(f"{_label(label, y)}<rect x='{LABEL_W}' y='{y + 3}' width='{w:.1f}' height='{ROW_H - 6}' "
-                     f"fill='#1f77b4'/><text x='{LABEL_W + w + 4:.1f}' y='{y + 14}' font-size='12'>{value:,}</text>")
-    return _svg(LABEL_W + BAR_W + 70, len(rows) * ROW_H, parts)
+_CSS = (
+    "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}"
+    ".lede{font-size:1.1em}table{border-collapse:collapse;width:100%}"
+    "td,th{border-bottom:1px solid #ddd;padding:6px 8px;font-size:13px;text-align:left;vertical-align:top}"
+    "th{background:#f4f4f4}.sev-warning{color:#b36b00}.sev-major{color:#c0392b}.sev-critical{color:#8b0000;"
+    "font-weight:bold}.chart{margin:1.5em 0}ul{margin:0;padding-left:1.2em}"
+)
 
 
-def _stacked(rows: list[tuple[str, dict[str, Any]]]) -> str:
-    parts = []
-    for i, (label, counts) in enumerate(rows):
-        y, x, total = i * ROW_H, float(LABEL_W), sum(counts[s] for s in SENTIMENTS) or 1
-        parts.append(_label(label, y))
-        for s in SENTIMENTS:
-            w = BAR_W * counts[s] / total
-            parts.append(f"<rect x='{x:.1f}' y='{y + 3}' width='{w:.1f}' height='{ROW_H - 6}' fill='{COLORS[s]}'>"
-                         f"<title>{escape(label)}: {counts[s]:,} {s}</title></rect>")
-            x += w
-        parts.append(f"<text x='{LABEL_W + BAR_W + 4}' y='{y + 14}' font-size='12'>"
-                     f"{total:,} docs, {_pct(counts['negative'], total)} neg</text>")
-    return _svg(LABEL_W + BAR_W + 130, len(rows) * ROW_H, parts)
-
-
-def _lines(series: dict[str, list[tuple[datetime, float | None]]]) -> str:
-    width, height, left, top = 820, 260, 40, 10
-    n = max((len(p) for p in series.values()), default=0)
-    parts = [f"<line x1='{left}' y1='{top + height}' x2='{left + width}' y2='{top + height}' stroke='#333'/>",
-             f"<text x='0' y='{top + 10}' font-size='11'>100%</text>",
-             f"<text x='8' y='{top + height}' font-size='11'>0%</text>"]
-    if n:
-        points = next(iter(series.values()))
-        for i, (hour, _) in enumerate(points):
-            if hour.hour == 0:
-                x = left + width * i / max(n - 1, 1)
-                parts.append(f"<line x1='{x:.1f}' y1='{top}' x2='{x:.1f}' y2='{top + height}' stroke='#eee'/>"
-                             f"<text x='{x + 2:.1f}' y='{top + height + 14}' font-size='11'>"
-                             f"{hour:%a %d %b}</text>")
-    for k, (topic, points) in enumerate(series.items()):
-        color = LINE_COLORS[k % len(LINE_COLORS)]
-        segment: list[str] = []
-        for i, (_, share) in enumerate(points + [(datetime.min, None)]):
-            if share is None:
-                if len(segment) > 1:
-                    parts.append(f"<polyline fill='none' stroke='{color}' stroke-width='1.5' "
-                                 f"points='{' '.join(segment)}'/>")
-                segment = []
-                continue
-            segment.append(f"{left + width * i / max(n - 1, 1):.1f},{top + height * (1 - share):.1f}")
-        parts.append(f"<rect x='{left + 10}' y='{height + top + 24 + 16 * k}' width='10' height='10' fill='{color}'/>"
-                     f"<text x='{left + 24}' y='{height + top + 33 + 16 * k}' font-size='12'>{escape(topic)}</text>")
-    return _svg(width + left + 20, height + top + 30 + 16 * len(series), parts)
-
-
-def _legend() -> str:
-    items = [f"<rect x='{i * 110}' y='2' width='10' height='10' fill='{COLORS[s]}'/>"
-             f"<text x='{i * 110 + 14}' y='11' font-size='12'>{s}</text>" for i, s in enumerate(SENTIMENTS)]
-    return _svg(400, 16, items)
-
-
-def _label(text: str, y: int) -> str:
-    short = text if len(text) <= 36 else text[:35] + "…"
-    return f"<text x='{LABEL_W - 6}' y='{y + 14}' font-size='12' text-anchor='end'>{escape(short)}</text>"
-
-
-def _svg(width: float, height: float, parts: list[str]) -> str:
-    return (f"<svg xmlns='http://www.w3.org/2000/svg' width='{width:.0f}' height='{max(height, 1):.0f}' "
-            f"viewBox='0 0 {width:.0f} {max(height, 1):.0f}'>{''.join(parts)}</svg>")
-
-
-def _table(rows: Sequence[dict[str, Any]]) -> str:
-    if not rows:
+def _alert_table(alerts: Sequence[dict[str, Any]]) -> str:
+    if not alerts:
         return "<p>No alerts.</p>"
-    columns = list(dict.fromkeys(k for row in rows for k in row))
-    head = "".join(f"<th>{escape(str(c))}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{escape(_cell(row.get(c, '')))}</td>" for c in columns) + "</tr>"
-                   for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, datetime):
-        return _fmt(value)
-    if isinstance(value, float):
-        return f"{value:.3g}"
-    return str(value)
+    head = "<tr><th>when</th><th>alert</th><th>details</th><th>documents</th></tr>"
+    body = []
+    for a in alerts:
+        docs = "".join(
+            f"<li><a href='{escape(d['url'], quote=True)}'>{escape(d['title'])}</a></li>" if d.get("url")
+            else f"<li>{escape(d['title'])}</li>" for d in a["documents"])
+        body.append(f"<tr class='alert'><td>{escape(_fmt(a['at']))}</td><td class='sev-{escape(a['severity'])}'>"
+                    f"{escape(a['headline'])}</td><td>{escape(a['details'])}</td><td><ul>{docs}</ul></td></tr>")
+    return f"<table id='alerts'>{head}{''.join(body)}</table>"
 
 
 def _fmt(t: datetime) -> str:

@@ -31,8 +31,11 @@ class _TomlTableSource(PydanticBaseSettingsSource):
         path = os.environ.get("FINMON_CONFIG")
         data: dict[str, Any] = {}
         if path:
-            with open(path, "rb") as fh:
-                data = tomllib.load(fh).get(getattr(settings_cls, "section", ""), {})
+            try:
+                with open(path, "rb") as fh:
+                    data = tomllib.load(fh).get(getattr(settings_cls, "section", ""), {})
+            except (OSError, tomllib.TOMLDecodeError) as exc:
+                raise ConfigError(f"FINMON_CONFIG={path} cannot be read: {exc}") from exc
         self._data = data
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:

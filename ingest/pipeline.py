@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -114,6 +115,7 @@ class Pipeline:
         self._admitted: dict[tuple[str, int], int] = {}
         self._late: list[Result] = []  # dead letters decided during a flush
         self.positions: dict[tuple[str, int], int] = {}  # next offset per (topic, partition), all resolved
+        self.totals: Counter[str] = Counter()  # outcomes since start (stored, duplicate, dead_letter): for summaries
 
     @property
     def pending(self) -> int:
@@ -254,6 +256,7 @@ class Pipeline:
             raise Backpressure("dead_letter", exc) from exc
         log.info("dead-lettered %s[%d]@%d: %s", message.topic, message.partition, message.offset, reason)
         self._metrics.dead_letters.labels(reason=reason).inc()
+        self.totals[Outcome.DEAD_LETTER.value] += 1
         source, kind = (doc.source, doc.kind) if doc else ("unknown", "unknown")
         self._metrics.documents.labels(source=source, kind=kind, outcome=Outcome.DEAD_LETTER.value).inc()
         self._admit(message)
@@ -269,4 +272,5 @@ class Pipeline:
         self._admitted[key] = max(self._admitted.get(key, 0), message.offset + 1)
 
     def _count(self, doc: RawDocument, outcome: Outcome) -> None:
+        self.totals[outcome.value] += 1
         self._metrics.documents.labels(source=doc.source, kind=doc.kind, outcome=outcome.value).inc()

@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from itertools import zip_longest
 from typing import TypeVar
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
 from inference.serving.predictor import Predictor
@@ -77,7 +78,7 @@ class Worker:
         producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap_servers, client_id=f"{s.client_id}-dlq",
                                     acks="all", enable_idempotence=True, **security)
         await _started(producer, s.bootstrap_servers)
-        consumer = AIOKafkaConsumer(
+        consumer = AIOKafkaConsumer(  # made only now: an unstarted, unclosed one is reported at exit
             bootstrap_servers=s.bootstrap_servers, group_id=s.group_id, client_id=s.client_id,
             enable_auto_commit=False, auto_offset_reset=s.auto_offset_reset, max_poll_records=s.max_poll_records,
             isolation_level="read_committed", **security,
@@ -96,26 +97,40 @@ class Worker:
             log.warning("stopping with an unflushed batch (%s); it will be consumed again", exc)
         finally:
             self.consuming = False
+            self._log_summary()
             await consumer.stop()
             await producer.stop()
+
+    def _log_summary(self) -> None:
+        """What this run did, on stop: stored, de-duplicated, dead-lettered, and the lag it leaves."""
+        if self.pipeline is None or self.consumer is None:
+            return
+        lag = {}
+        for tp in self.consumer.assignment():
+            end, done = self.consumer.highwater(tp), self._committed.get((tp.topic, tp.partition))
+            if end is not None and done is not None:
+                lag[f"{tp.topic}[{tp.partition}]"] = max(0, end - done)
+        t = self.pipeline.totals
+        log.info("worker stopped: %d stored, %d de-duplicated, %d dead-lettered; lag %d (%s)", t["stored"],
+                 t["duplicate"], t["dead_letter"], sum(lag.values()),
+                 ", ".join(f"{k}={v}" for k, v in sorted(lag.items())) or "no partitions")
 
     async def _loop(self, stop: asyncio.Event, exit_when_idle_s: float | None) -> None:
         assert self.consumer is not None and self.pipeline is not None
         poll_ms = max(10, int(self.settings.batch_timeout_s * 1000 / 4))
         idle_s = 0.0
         while not stop.is_set():
-            records = await self.consumer.getmany(timeout_ms=poll_ms)
-            fetched_in = self._rebalances  # no await in between: these records belong to the current assignment
+            fetched_in = self._rebalances  # records polled across a rebalance are re-fetched from the commits
+            records = await self._fair_poll(poll_ms)
             fed = 0
-            for tp, batch in records.items():
-                for record in batch:
-                    message = Message(record.value or b"", record.topic, record.partition, record.offset,
-                                      _header_bytes(record))
-                    if not await self._retrying(lambda m=message: self._feed(m, fetched_in), stop):  # type: ignore[misc]
-                        break  # a rebalance meanwhile: this partition's owner consumes the rest from its commit
-                    fed += 1
-                    if self.pipeline.should_flush():  # retried on its own: a retry must not feed the message again
-                        await self._retrying(self._flush_and_commit, stop)
+            for record in records:
+                message = Message(record.value or b"", record.topic, record.partition, record.offset,
+                                  _header_bytes(record))
+                if not await self._retrying(lambda m=message: self._feed(m, fetched_in), stop):  # type: ignore[misc]
+                    break  # a rebalance meanwhile: each partition's owner consumes the rest from its commit
+                fed += 1
+                if self.pipeline.should_flush():  # retried on its own: a retry must not feed the message again
+                    await self._retrying(self._flush_and_commit, stop)
             if self.pipeline.should_flush() or not self.pipeline.pending:  # an empty flush commits dead letters
                 await self._retrying(self._flush_and_commit, stop)
             self._update_lag()
@@ -123,6 +138,23 @@ class Worker:
             if exit_when_idle_s is not None and idle_s >= exit_when_idle_s and await self._caught_up():
                 log.info("idle for %.1f s with no lag: exiting", idle_s)
                 return
+
+    async def _fair_poll(self, poll_ms: int) -> list[ConsumerRecord]:
+        """Up to ``max_poll_records`` records, an equal share from each assigned partition, interleaved.
+
+        aiokafka's ``getmany`` drains the buffered fetch of one partition before it moves to the next, so a
+        backlog on news.raw would hold posts.raw back until it was consumed; asking each partition for its share
+        and taking them round-robin keeps every topic moving.
+        """
+        assert self.consumer is not None
+        owned = sorted(self.consumer.assignment())
+        quota = max(1, self.settings.max_poll_records // max(1, len(owned)))
+        shares: dict[TopicPartition, list[ConsumerRecord]] = {}
+        for tp in owned:
+            shares.update(await self.consumer.getmany(tp, timeout_ms=0, max_records=quota))
+        if not any(shares.values()):  # nothing buffered: wait for the next fetch (keeps the member in the group)
+            shares = await self.consumer.getmany(timeout_ms=poll_ms, max_records=quota)
+        return [r for round_ in zip_longest(*shares.values()) for r in round_ if r is not None]
 
     async def _feed(self, message: Message, fetched_in: int) -> bool:
         """Feed one message fetched in the current assignment (False when a rebalance came in between).
@@ -195,13 +227,18 @@ class Worker:
                 log.info("resumed consumption")
 
     async def _on_assigned(self, assigned: list[TopicPartition]) -> None:
-        """Start from the group's committed offsets (for the lag gauge; commits are skipped when unchanged)."""
+        """Start from the group's committed offsets (for the lag gauge; commits are skipped when unchanged).
+
+        The position is set there too: records this worker polled but could not feed while a rebalance took the
+        partition away (and gave it back) were never committed, and must be read again, not skipped.
+        """
         assert self.consumer is not None
         self._rebalances += 1
         for tp in assigned:
             offset = await self.consumer.committed(tp)
             if offset is not None:
                 self._committed[(tp.topic, tp.partition)] = offset
+                self.consumer.seek(tp, offset)
 
     async def _on_revoked(self, revoked: list[TopicPartition]) -> None:
         self._rebalances += 1

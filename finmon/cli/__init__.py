@@ -8,9 +8,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from inference.errors import FinmonError
-
 from finmon import __version__, logs
+from finmon.cli.failure import EXIT_USER_ERROR, describe
 
 log = logging.getLogger(__name__)
 
@@ -19,14 +18,14 @@ Handler = Callable[[argparse.Namespace], int | None]
 
 def build_parser() -> argparse.ArgumentParser:
     from finmon.cli import (  # one module per area
-        alerts, dashboards, kg, lifecycle, model, pretraining, store, stream, triton,
+        alerts, dashboards, kg, lifecycle, model, monitor, pretraining, store, stream, triton,
     )
 
     parser = argparse.ArgumentParser(prog="finmon", description="Streaming monitor of financial public opinion.")
     parser.add_argument("--version", action="version", version=f"finmon {__version__}")
     parser.add_argument("--log-level", default=None, help="DEBUG, INFO (default), WARNING...")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for area in (stream, store, model, pretraining, lifecycle, triton, alerts, dashboards, kg):
+    for area in (stream, monitor, store, model, pretraining, lifecycle, triton, alerts, dashboards, kg):
         area.register(sub)
     p = sub.add_parser("settings", help="print every setting (env variable, TOML key, default) as a markdown table")
     p.add_argument("--embed", type=Path, metavar="README", help="rewrite the settings block of this file instead")
@@ -51,11 +50,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler = args.handler
     try:
         return int(handler(args) or 0)
-    except FinmonError as exc:
-        log.error("%s: %s", type(exc).__name__, exc)
-        return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a user mistake is one clear line and exit 2; anything else is a bug: traceback
+        line = describe(exc)
+        if line is None:
+            raise
+        log.debug("%s failed", args.command, exc_info=True)
+        print(f"finmon {args.command}: error: {line}", file=sys.stderr)
+        return EXIT_USER_ERROR
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from inference.errors import ConfigError
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     from inference.training.recipe import TrainConfig
@@ -73,7 +75,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     x.set_defaults(handler=_export)
 
 
+def _folders(*paths: Path | None) -> None:
+    """Refuse a missing checkpoint or data folder at once, before torch is imported (that takes a while)."""
+    for path in paths:
+        if path is not None and not path.is_dir():
+            raise ConfigError(f"no such folder: {path}")
+
+
+def _files(*paths: Path | None) -> None:
+    for path in paths:
+        if path is not None and not path.exists():
+            raise ConfigError(f"no such file: {path}")
+
+
 def _train(args: argparse.Namespace) -> int:
+    _folders(args.data_dir, args.init)
+    _files(args.pseudo_labels)
     from inference.training.recipe import TrainConfig
     from inference.training.train import train
 
@@ -96,6 +113,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _pseudo_label(args: argparse.Namespace) -> int:
+    _folders(*args.teachers, args.data_dir)
     import torch
 
     from inference.training.teacher import label_topic_tweets
@@ -108,6 +126,7 @@ def _pseudo_label(args: argparse.Namespace) -> int:
 
 
 def _soup(args: argparse.Namespace) -> int:
+    _folders(*args.checkpoints)
     from inference.training.soup import average_checkpoints
 
     print(average_checkpoints(args.checkpoints, args.out))
@@ -115,6 +134,7 @@ def _soup(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
+    _files(args.model, args.topic_csv, args.sentiment_csv, args.finer_csv, args.conll)
     from inference.evaluation.evaluate import evaluate_files, format_table
 
     result = evaluate_files(model=args.model, topic_csv=args.topic_csv, sentiment_csv=args.sentiment_csv,
@@ -127,6 +147,7 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    _folders(args.checkpoint)
     from inference.training.export import export
 
     from inference.evaluation.promotion import next_version

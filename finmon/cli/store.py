@@ -6,6 +6,8 @@ import argparse
 import logging
 from pathlib import Path
 
+from inference.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 
@@ -47,10 +49,22 @@ def _migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _schema(store) -> list[int]:  # store: ingest.store.Store
+    from ingest.store import StoreError
+
+    try:
+        return store.applied_versions()
+    except StoreError:  # no migrations table: nothing was ever migrated here
+        return []
+
+
 def _report(args: argparse.Namespace) -> int:
     from finmon.report import summary_text, write_report
 
     with _open(args) as store:
+        if not _schema(store):
+            raise ConfigError(f"{store.dsn} database {store.database} holds no finmon schema: a wrong --dsn or "
+                              "--database, or a new store (`finmon migrate` creates the schema)")
         print(summary_text(store))
         path = write_report(store, args.out)
     print(f"report: {path}")

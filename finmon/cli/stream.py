@@ -7,6 +7,9 @@ import asyncio
 import logging
 import signal
 from pathlib import Path
+from urllib.parse import urlsplit
+
+from inference.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +51,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.set_defaults(handler=_demo)
 
 
+def checked_urls(urls: list[str]) -> list[str]:
+    """The URLs to poll, refused at once (before any connection is made) when one is not http(s)."""
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigError(f"not an http(s) URL: {url!r}")
+    return urls
+
+
 def _produce(args: argparse.Namespace) -> int:
     from ingest.produce import Pacer, kafka_producer, read_lines, replay
     from ingest.settings import ingest_settings
 
+    if args.file != "-" and not Path(args.file).is_file():
+        raise ConfigError(f"no such file: {args.file}")
     settings = ingest_settings()
     producer = kafka_producer(settings)
     try:
@@ -71,9 +85,9 @@ def _worker(args: argparse.Namespace) -> int:
     from ingest.store import Store
     from ingest.worker import Worker
 
-    settings = ingest_settings()
-    log.info("ingest settings: %s", settings.masked())
-    port = settings.metrics_port if args.metrics_port is None else args.metrics_port
+    settings = ingest_settings(**({} if args.metrics_port is None else {"metrics_port": args.metrics_port}))
+    log.info("ingest settings: %s", settings.masked())  # as in force: --metrics-port included
+    port = settings.metrics_port
     store = Store.connect(settings)
     try:
         store.migrate()
@@ -107,15 +121,16 @@ def _poll(args: argparse.Namespace) -> int:
     from ingest.settings import ingest_settings
     from ingest.sources import JsonSource, Politeness, RssSource, run_pollers
 
+    urls = checked_urls(args.urls)
     settings = ingest_settings()
     producer = kafka_producer(settings)
     topic = settings.news_topic if args.doc_kind == "news" else settings.posts_topic
     polite = Politeness(args.politeness)  # one per run: URLs of one host share its delay
     if args.kind == "rss":
-        sources = [RssSource(u, source=args.source, kind=args.doc_kind, politeness=polite) for u in args.urls]
+        sources = [RssSource(u, source=args.source, kind=args.doc_kind, politeness=polite) for u in urls]
     else:
         sources = [JsonSource(u, source=args.source, kind=args.doc_kind, items_path=args.items_path,
-                              politeness=polite) for u in args.urls]
+                              politeness=polite) for u in urls]
     try:
         sent = run_pollers(sources, producer, topic, interval_s=args.interval, once=args.once)
     finally:

@@ -11,6 +11,8 @@ import threading
 from pathlib import Path
 from types import FrameType
 
+from inference.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 
@@ -57,6 +59,8 @@ def _serve(args: argparse.Namespace) -> int:
     from inference.serving.triton_server import TritonServer
 
     repo = Path(args.repo)
+    if not repo.is_dir():
+        raise ConfigError(f"no such model repository: {repo}")
     configs = list(repo.glob("*/config.pbtxt"))
     if any(read_config(c).backend != "python" for c in configs):
         work = args.work_dir or Path(tempfile.mkdtemp(prefix="finmon-triton-"))

@@ -1,7 +1,8 @@
 """Task metrics for any model runner (torch during training, onnxruntime for the shipped model).
 
 A runner maps a tokenised ``Batch`` to ``(topic_logits, sentiment_logits, token_logits)`` numpy arrays.
-Entity F1 is seqeval's strict IOB2 entity-level score over PER/LOC/ORG at word level: a word's tag is the tag
+Entity F1 is the strict IOB2 entity-level score (seqeval's, computed here: the base install has no seqeval) over
+PER/LOC/ORG at word level: a word's tag is the tag
 predicted for its first word piece (MISC is mapped to O in the gold data, so it is ignored on both sides).
 """
 
@@ -80,13 +81,29 @@ def text_metrics(gold: Sequence[int], pred: Sequence[int], n_classes: int,
     return out
 
 
-def entity_metrics(gold: list[list[str]], pred: list[list[str]]) -> dict[str, float]:
-    from seqeval.metrics import f1_score, precision_score, recall_score
-    from seqeval.scheme import IOB2
+def entities(tags: Sequence[str]) -> set[tuple[str, int, int]]:
+    """Strict IOB2 entities (type, start, end) of one sentence: a B-X and the I-X that follow it; an I-X with no
+    B-X before it starts nothing (seqeval's ``mode="strict", scheme=IOB2``, without needing seqeval)."""
+    found, start, kind = set(), None, ""
+    for i, tag in enumerate([*tags, "O"]):
+        prefix, _, label = tag.partition("-")
+        if start is not None and not (prefix == "I" and label == kind):
+            found.add((kind, start, i))
+            start = None
+        if prefix == "B":
+            start, kind = i, label
+    return found
 
-    kw = {"mode": "strict", "scheme": IOB2}
-    return {"precision": float(precision_score(gold, pred, **kw)), "recall": float(recall_score(gold, pred, **kw)),
-            "f1": float(f1_score(gold, pred, **kw)), "n": len(gold)}
+
+def entity_metrics(gold: list[list[str]], pred: list[list[str]]) -> dict[str, float]:
+    """Micro-averaged entity precision, recall and F1 (strict IOB2) over sentences."""
+    tp = n_gold = n_pred = 0
+    for g, p in zip(gold, pred, strict=True):
+        ge, pe = entities(g), entities(p)
+        tp, n_gold, n_pred = tp + len(ge & pe), n_gold + len(ge), n_pred + len(pe)
+    precision, recall = (tp / n_pred if n_pred else 0.0), (tp / n_gold if n_gold else 0.0)
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1, "n": len(gold)}
 
 
 def evaluate_text(runner: Runner, tokenizer: TextTokenizer, examples: Sequence[TextExample], head: str,

@@ -100,12 +100,12 @@ def export(checkpoint: Path, repo: Path | None = None, version: int = 1, quantiz
     repo = Path(repo or GPU_REPOSITORY)
     model_dir = repo / MODEL_NAME
     out = model_dir / str(version)
+    model = MultiTaskModel.load(checkpoint)  # first: a bad checkpoint must not cost the versions already there
     if not keep_others and model_dir.is_dir():
         for child in model_dir.iterdir():
             if child.is_dir() and child.name.isdigit():
                 shutil.rmtree(child)
     out.mkdir(parents=True, exist_ok=True)
-    model = MultiTaskModel.load(checkpoint)
     if int8_weights:
         round_weights(model)
     onnx_path = export_onnx(model, out / "model.onnx", int8_weights)

@@ -6,7 +6,6 @@ the demo's volume and timing are enough for the detector, and exercises the API 
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 from datetime import datetime, timedelta
@@ -17,6 +16,7 @@ from alerts.settings import alerts_settings
 from inference.labels import TOPICS
 from ingest.stories import StoryGrouper
 from tests.fixtures.clickhouse import enriched
+from tests.ingest.stream_data import bundled_documents
 
 SAMPLES = Path(__file__).resolve().parents[2] / "ingest" / "samples"
 
@@ -24,23 +24,14 @@ SAMPLES = Path(__file__).resolve().parents[2] / "ingest" / "samples"
 def _docs(manifest: dict) -> list:
     surge = set(manifest["surge"]["ids"])
     docs = {}
-    with gzip.open(SAMPLES / manifest["file"], "rt", encoding="utf-8") as fh:
-        for line in fh:
-            try:
-                raw = json.loads(line)
-                at = datetime.fromisoformat(raw["published_at"])
-                doc_id, text = str(raw["id"]), str(raw["text"])
-            except (ValueError, KeyError, TypeError):
-                continue  # the stream's deliberately malformed lines
-            if not doc_id or at.tzinfo is None:
-                continue
-            if doc_id in surge:
-                docs[doc_id] = enriched(doc_id, at, topic=manifest["surge"]["topic"], sentiment="negative",
-                                        text=f"Wells Fargo: {text}", entities=(("Wells Fargo", "ORG", "WFC"),))
-            else:
-                h = int(hashlib.sha256(doc_id.encode()).hexdigest(), 16)
-                sentiment = ("negative", "neutral", "neutral", "positive")[h % 4]
-                docs[doc_id] = enriched(doc_id, at, topic=TOPICS[(h >> 8) % 8 + 4], sentiment=sentiment, text=text)
+    for doc_id, at, text in bundled_documents(SAMPLES / manifest["file"]):
+        if doc_id in surge:
+            docs[doc_id] = enriched(doc_id, at, topic=manifest["surge"]["topic"], sentiment="negative",
+                                    text=f"Wells Fargo: {text}", entities=(("Wells Fargo", "ORG", "WFC"),))
+        else:
+            h = int(hashlib.sha256(doc_id.encode()).hexdigest(), 16)
+            sentiment = ("negative", "neutral", "neutral", "positive")[h % 4]
+            docs[doc_id] = enriched(doc_id, at, topic=TOPICS[(h >> 8) % 8 + 4], sentiment=sentiment, text=text)
     return list(docs.values())
 
 

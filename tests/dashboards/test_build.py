@@ -170,3 +170,16 @@ def test_promql_uses_only_metrics_and_labels_that_ingest_defines(models: list[di
     wanted = {"finmon_documents_total", "finmon_dead_letters_total", "finmon_batch_size_bucket",
               "finmon_inference_seconds_bucket", "finmon_clickhouse_insert_seconds_bucket", "finmon_consumer_lag"}
     assert wanted <= used
+
+
+def test_every_clickhouse_time_series_shows_the_alert_episodes(models: list[dict]) -> None:
+    """Grafana draws a dashboard's annotations on its time-series panels: every dashboard with a ClickHouse time
+    series carries the alert annotation (its SQL is run by `finmon dashboards check` with the other queries)."""
+    for model in models:
+        series = [p for p in model["panels"] if p["type"] == "timeseries"
+                  and any(t["datasource"]["type"] == "grafana-clickhouse-datasource" for t in p["targets"])]
+        if series:
+            names = [a["name"] for a in model["annotations"]["list"] if "target" in a]
+            assert "finmon alerts" in names, model["uid"]
+            sql = next(a["target"]["rawSql"] for a in model["annotations"]["list"] if a["name"] == "finmon alerts")
+            assert "alert_events" in sql and "timeEnd" in sql

@@ -4,6 +4,7 @@ and the HTML report; a second run is idempotent."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections import Counter
@@ -62,7 +63,42 @@ def test_summary_and_report(demo_dir: Path) -> None:
     assert (f"{MANIFEST['documents']:,} stored, {MANIFEST['redelivered']:,} duplicates, "
             f"{MANIFEST['malformed']['count']:,} dead letters") in stdout
     html = (demo_dir / "report.html").read_text()
-    assert html.startswith("<!doctype html>") and "<svg" in html and "<script" not in html
+    assert html.startswith("<!doctype html>") and html.count("Plotly.newPlot(") == 4
+    assert "<script src" not in html  # plotly.js is inlined: the page works offline
+
+
+CHARTS = """return Array.from(document.querySelectorAll('.js-plotly-plot')).map(d => ({
+  id: d.id, traces: (d.data || []).map(t => [t.name, (t.x || []).length]),
+  svgs: d.querySelectorAll('svg.main-svg').length, marks: d.querySelectorAll('.trace path, .point').length,
+  alerts: d.querySelectorAll('.scatterlayer .trace:last-child .point').length}))"""
+
+
+def test_the_report_renders_in_a_headless_browser(demo_dir: Path, browser) -> None:
+    """The demo's report in real headless Chromium, offline: every chart drawn, the alerts on the time charts and
+    in the table (with links to their documents), and not one script error."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get_log("browser")  # drop what an earlier page logged
+    browser.get((demo_dir / "report.html").as_uri())
+    WebDriverWait(browser, 60).until(lambda b: b.execute_script(
+        "return document.readyState === 'complete' && document.querySelectorAll('.js-plotly-plot svg.main-svg')"
+        ".length >= 4"))
+    charts = {c["id"]: c for c in browser.execute_script(CHARTS)}
+    assert set(charts) == {"negative-share", "volume", "entities", "topics"}
+    for chart in charts.values():
+        assert chart["svgs"] >= 1 and chart["marks"] > 3, chart  # drawn, not only laid out
+    for name in ("negative-share", "volume"):
+        traces = dict(charts[name]["traces"])
+        assert traces.get("alerts", 0) >= 1 and charts[name]["alerts"] == traces["alerts"], charts[name]
+    links = browser.execute_script("return Array.from(document.querySelectorAll('#alerts tr.alert a'))"
+                                   ".map(a => a.href)")
+    assert links and all(link.startswith("https://") for link in links)
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert not errors, errors
+    if shot := os.environ.get("FINMON_REPORT_SCREENSHOT"):  # docs/report.png is made this way
+        height = browser.execute_script("return document.documentElement.scrollHeight")
+        browser.set_window_size(1280, height)
+        browser.save_screenshot(shot)
 
 
 def test_a_second_run_with_keep_changes_nothing(demo_dir: Path) -> None:

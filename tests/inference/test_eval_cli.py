@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,7 @@ from finmon.cli import main
 from inference.training.data import default_data_dir
 
 DATA = default_data_dir()
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(not (DATA / "finer_ord").is_dir(), reason="shared training data not found")
 
 
@@ -67,3 +71,21 @@ def test_baseline_scores_sit_beside_the_model_in_the_json_and_the_table(tmp_path
     assert sum(c["n"] for c in base["topic"]["per_class"].values()) == 40
     table = format_table(result)
     assert "topic [tfidf-logreg]" in table and "sentiment [tfidf-logreg]" in table and "Earnings" in table
+def test_eval_runs_on_the_base_install(tmp_path):
+    """No torch, no seqeval (the train extra): `finmon eval` of the shipped model still works, same numbers."""
+    blocked = tmp_path / "blocked"
+    for name in ("torch", "seqeval", "transformers"):
+        (blocked / name).mkdir(parents=True)
+        (blocked / name / "__init__.py").write_text(f"raise ModuleNotFoundError('No module named {name!r}', "
+                                                    f"name={name!r})\n")
+    conll = _head(DATA / "conll2003_en/train.txt", tmp_path / "conll.txt", 300)
+    topic = _head(DATA / "twitter_financial_news_topic/topic_train.csv", tmp_path / "topic.csv", 41)
+    out = tmp_path / "base.json"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(blocked), str(ROOT)])}
+    done = subprocess.run([sys.executable, "-c", "import sys; from finmon.cli import main; sys.exit(main())", "eval", "--conll", str(conll), "--topic-csv",
+                           str(topic), "--json", str(out)], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    base = json.loads(out.read_text())
+    assert main(["eval", "--conll", str(conll), "--topic-csv", str(topic), "--json", str(tmp_path / "full.json")]) == 0
+    assert base == json.loads((tmp_path / "full.json").read_text())
+    assert base["ner_conll"]["f1"] > 0.7

@@ -3,10 +3,13 @@ malformed messages of many kinds, with what each one should become."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 COMPANIES = ("Acme Corp", "Globex", "Initech", "Umbrella Holdings", "Stark Industries", "Wayne Enterprises",
              "Tyrell", "Cyberdyne Systems", "Soylent", "Hooli", "Vandelay Imports", "Wonka")
@@ -105,3 +108,18 @@ def build_stream(total: int, seed: int = 3) -> Stream:
     merged = rest + tail
     stream.messages = head + merged
     return stream
+
+
+def bundled_documents(path: Path) -> Iterator[tuple[str, datetime, str]]:
+    """(id, published_at, text) of the well-formed lines of a bundled JSONL.gz stream (its deliberately
+    malformed lines skipped); a redelivered id comes again, as it does in the stream."""
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                raw = json.loads(line)
+                at = datetime.fromisoformat(raw["published_at"])
+                doc_id, text = str(raw["id"]), str(raw["text"])
+            except (ValueError, KeyError, TypeError):
+                continue
+            if doc_id and at.tzinfo is not None:
+                yield doc_id, at, text

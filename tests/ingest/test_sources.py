@@ -2,69 +2,20 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from ingest.records import RawDocument
 from ingest.sources import JsonSource, Politeness, RssSource, run_pollers
+from tests.fixtures.feeds import FeedServer
 
 FEEDS = Path(__file__).parent / "feeds"
-
-
-class FeedServer:
-    """Serves ``files`` (path -> bytes) like a static web server: ETag, Last-Modified, 304 on a match."""
-
-    def __init__(self) -> None:
-        self.files: dict[str, tuple[bytes, str]] = {}
-        self.requests: list[tuple[str, dict[str, str]]] = []
-        self.use_etag = True
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
-                server.requests.append((self.path, dict(self.headers)))
-                if self.path not in server.files:
-                    self.send_error(404)
-                    return
-                body, content_type = server.files[self.path]
-                etag = f'"{hashlib.sha1(body).hexdigest()}"'
-                modified = formatdate(1_700_000_000 + len(body), usegmt=True)
-                fresh = (self.headers.get("If-None-Match") == etag if server.use_etag
-                         else self.headers.get("If-Modified-Since") == modified)
-                if fresh:
-                    self.send_response(304)
-                    self.end_headers()
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", content_type)
-                if server.use_etag:
-                    self.send_header("ETag", etag)
-                self.send_header("Last-Modified", modified)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
 
 
 @pytest.fixture

@@ -18,13 +18,13 @@ Handler = Callable[[argparse.Namespace], int | None]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from finmon.cli import alerts, dashboards, model, store, stream, triton  # one module per area
+    from finmon.cli import alerts, bench, dashboards, model, store, stream, triton  # one module per area
 
     parser = argparse.ArgumentParser(prog="finmon", description="Streaming monitor of financial public opinion.")
     parser.add_argument("--version", action="version", version=f"finmon {__version__}")
     parser.add_argument("--log-level", default=None, help="DEBUG, INFO (default), WARNING...")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for area in (stream, store, model, triton, alerts, dashboards):
+    for area in (stream, store, model, triton, alerts, dashboards, bench):
         area.register(sub)
     p = sub.add_parser("settings", help="print every setting (env variable, TOML key, default) as a markdown table")
     p.add_argument("--embed", type=Path, metavar="README", help="rewrite the settings block of this file instead")

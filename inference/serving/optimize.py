@@ -32,6 +32,7 @@ from onnx import numpy_helper
 
 from inference.errors import ConfigError
 from inference.tensors import MODEL_NAME
+from inference.serving.triton_config import VERSION_PARAMETER, read_config, render, write_config
 from inference.serving.triton_repository import METADATA_FILE
 
 log = logging.getLogger(__name__)
@@ -126,6 +127,26 @@ def optimize_version(src: Path, out: Path, *, quantize: bool = True, fuse: bool 
     meta_path.write_text(json.dumps(meta, indent=1))
     log.info("optimised %s -> %s (%s)", src, out, stats)
     return out
+
+
+def optimize_in_place(version_dir: Path, *, fuse: bool = False) -> Path:
+    """Optimise an exported version folder in place and re-stamp its repository's config.pbtxt with the new
+    ``model_version`` (the Triton client checks that the served version matches the local tokenizer's)."""
+    version_dir = Path(version_dir)
+    meta = json.loads((version_dir / METADATA_FILE).read_text()) if (version_dir / METADATA_FILE).is_file() else {}
+    if meta.get("dynamic_quantization"):
+        raise ConfigError(f"{version_dir} is already int8-compute (finmon.json: dynamic_quantization)")
+    with tempfile.TemporaryDirectory(dir=version_dir.parent) as tmp:
+        staged = optimize_version(version_dir, Path(tmp) / version_dir.name, fuse=fuse)
+        for f in staged.iterdir():
+            shutil.move(str(f), version_dir / f.name)
+    config_path = version_dir.parent / "config.pbtxt"
+    if config_path.is_file():
+        config = read_config(config_path)
+        config.parameters[VERSION_PARAMETER].string_value = json.loads((version_dir / METADATA_FILE).read_text())[
+            "model_version"]
+        write_config(config_path, render(config, "cpu" if config.backend == "python" else "gpu"))
+    return version_dir
 
 
 def fp32_math(model: onnx.ModelProto) -> int:

@@ -40,8 +40,9 @@ WEIGHT_CONSUMERS = {"MatMul", "Gemm", "Transpose"}
 HIDDEN_SIZE, NUM_HEADS = 384, 12  # all-MiniLM-L6-v2
 
 
-def fold_weight_dequantize(model: onnx.ModelProto) -> int:
-    """Replace each DequantizeLinear feeding only weight consumers by its fp32 result; returns how many."""
+def fold_weight_dequantize(model: onnx.ModelProto, consumers_allowed: set[str] | None = WEIGHT_CONSUMERS) -> int:
+    """Replace each constant DequantizeLinear feeding only ``consumers_allowed`` ops (None: any op) by its fp32
+    result; returns how many."""
     graph = model.graph
     inits = {i.name: i for i in graph.initializer}
     consumers: dict[str, set[str]] = collections.defaultdict(set)
@@ -51,7 +52,8 @@ def fold_weight_dequantize(model: onnx.ModelProto) -> int:
     kept, folded = [], []
     for node in graph.node:
         if (node.op_type == "DequantizeLinear" and node.input[0] in inits and len(node.input) >= 2
-                and consumers[node.output[0]] and consumers[node.output[0]] <= WEIGHT_CONSUMERS):
+                and consumers[node.output[0]]
+                and (consumers_allowed is None or consumers[node.output[0]] <= consumers_allowed)):
             q = numpy_helper.to_array(inits[node.input[0]]).astype(np.float32)
             scale = numpy_helper.to_array(inits[node.input[1]]).astype(np.float32)
             zero = numpy_helper.to_array(inits[node.input[2]]).astype(np.float32) if len(node.input) > 2 else 0.0

@@ -32,12 +32,11 @@ from onnx import numpy_helper
 
 from inference.errors import ConfigError
 from inference.tensors import MODEL_NAME
-from inference.serving.triton_config import VERSION_PARAMETER, read_config, render, write_config
-from inference.serving.triton_repository import METADATA_FILE
 
 log = logging.getLogger(__name__)
 WEIGHT_CONSUMERS = {"MatMul", "Gemm", "Transpose"}
 HIDDEN_SIZE, NUM_HEADS = 384, 12  # all-MiniLM-L6-v2
+METADATA_FILE = "finmon.json"  # as inference.serving.triton_repository (not imported: scripts/gpu-check stays light)
 
 
 def fold_weight_dequantize(model: onnx.ModelProto, consumers_allowed: set[str] | None = WEIGHT_CONSUMERS) -> int:
@@ -134,6 +133,8 @@ def optimize_version(src: Path, out: Path, *, quantize: bool = True, fuse: bool 
 def optimize_in_place(version_dir: Path, *, fuse: bool = False) -> Path:
     """Optimise an exported version folder in place and re-stamp its repository's config.pbtxt with the new
     ``model_version`` (the Triton client checks that the served version matches the local tokenizer's)."""
+    from inference.serving.triton_config import VERSION_PARAMETER, read_config, render, write_config
+
     version_dir = Path(version_dir)
     meta = json.loads((version_dir / METADATA_FILE).read_text()) if (version_dir / METADATA_FILE).is_file() else {}
     if meta.get("dynamic_quantization"):

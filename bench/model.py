@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 
 from bench.corpus import texts
 from bench.report import Report, cpu_seconds
@@ -46,7 +47,6 @@ def flops_per_doc(tokens: np.ndarray) -> float:
 
 def matmul_peak_gflops(threads: int, seconds: float = 1.0) -> float:
     """fp32 GFLOP/s of a large square MatMul in onnxruntime on this CPU (the ceiling for the fp32 graph)."""
-    import onnxruntime as ort
     from onnx import TensorProto, helper
 
     n = 1024
@@ -64,12 +64,10 @@ def matmul_peak_gflops(threads: int, seconds: float = 1.0) -> float:
         t0 = time.perf_counter()
         session.run(None, feeds)
         best = max(best, 2 * n**3 / (time.perf_counter() - t0) / 1e9)
-    del ort
     return best
 
 
-def _session(model: bytes | str, threads: int):  # type: ignore[no-untyped-def]
-    import onnxruntime as ort
+def _session(model: bytes | str, threads: int) -> "ort.InferenceSession":
 
     options = ort.SessionOptions()
     if threads:

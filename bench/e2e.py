@@ -7,6 +7,10 @@
    time is the time from the producer's send to the return of the store's insert that carried it (chdb inserts
    are synchronous: a SELECT issued then sees the rows; the final count is checked by a query).
 
+``fraction_per_cpu_s`` compares docs per CPU-second of this process (worker + embedded ClickHouse; the broker
+is another process and not counted) with the model's alone: on a loaded machine, the wall-clock ``fraction``
+also measures how the scheduler shared the cores with the broker and everyone else.
+
 Kafka is started with scripts/kafka unless ``--bootstrap`` names a running broker. Texts are real tweets made
 unique (the dedup stage would drop repeats).
 """
@@ -30,7 +34,7 @@ import numpy as np
 from prometheus_client import CollectorRegistry
 
 from bench.corpus import texts
-from bench.report import REPO, Report
+from bench.report import REPO, Report, cpu_seconds
 from inference.serving.predictor import OnnxPredictor
 from inference.serving.triton_repository import latest_version
 from ingest.dedup import Deduplicator
@@ -140,11 +144,12 @@ class Bench:
         return np.array([self.store.stored_at[i] - self.sent_at[i] for i in ids])
 
 
-def model_docs_per_s(predictor: OnnxPredictor, corpus: list[str], batch_size: int) -> float:
-    t0 = time.perf_counter()
+def model_docs_per_s(predictor: OnnxPredictor, corpus: list[str], batch_size: int) -> tuple[float, float]:
+    """(docs/s, docs per CPU-second of this process) of the predictor alone."""
+    t0, c0 = time.perf_counter(), cpu_seconds()
     for i in range(0, len(corpus), batch_size):
         predictor.predict(corpus[i : i + batch_size])
-    return len(corpus) / (time.perf_counter() - t0)
+    return len(corpus) / (time.perf_counter() - t0), len(corpus) / max(cpu_seconds() - c0, 1e-9)
 
 
 def run(docs: int, bootstrap: str | None, batch_size: int, repository: Path, latency_s: float) -> Report:
@@ -169,11 +174,15 @@ def run(docs: int, bootstrap: str | None, batch_size: int, repository: Path, lat
             bench.produce(backlog, None)  # a backlog on a fresh topic, before the worker starts
             bench.start()
             try:
+                cpu_start = cpu_seconds()
                 bench.wait_stored([i for i, _ in backlog], 1800)
+                pipeline_per_cpu = len(backlog) / max(cpu_seconds() - cpu_start, 1e-9)  # start-up included
                 done = sorted(store.stored_at[i] for i, _ in backlog)
                 first = done.count(done[0])  # the first insert's documents include the start-up
                 capacity = (len(done) - first) / max(done[-1] - done[0], 1e-9)
-                model_rate = (model_before + model_docs_per_s(predictor, corpus, batch_size)) / 2
+                model_after = model_docs_per_s(predictor, corpus, batch_size)
+                model_rate = (model_before[0] + model_after[0]) / 2
+                model_per_cpu = (model_before[1] + model_after[1]) / 2
                 report.add("model alone (in-process, same batches; mean of before and after)", len(corpus), "-",
                            model_rate, "-", "-")
                 report.add("pipeline, backlog drained", len(backlog), "-", capacity, "-", "-")
@@ -196,6 +205,8 @@ def run(docs: int, bootstrap: str | None, batch_size: int, repository: Path, lat
     report.figures.update({
         "model_version": version.model_version, "batch_size": batch_size, "model_docs_per_s": model_rate,
         "pipeline_docs_per_s": capacity, "fraction": capacity / model_rate,
+        "model_docs_per_cpu_s": model_per_cpu, "pipeline_docs_per_cpu_s": pipeline_per_cpu,
+        "fraction_per_cpu_s": pipeline_per_cpu / model_per_cpu,
         "p99_latency_s_at_half_load": p99[0.5], "p99_latency_s_at_full_load": p99[1.0],
         "rows_queryable": int(stored), "rows_expected": expected,
     })

@@ -10,7 +10,7 @@ from finmon import logs
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser = argparse.ArgumentParser(prog="python -m")  # sub-command "bench": usage reads "python -m bench ..."
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["bench", *sys.argv[1:]])
     logs.configure(None)

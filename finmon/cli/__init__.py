@@ -18,14 +18,14 @@ Handler = Callable[[argparse.Namespace], int | None]
 
 def build_parser() -> argparse.ArgumentParser:
     from finmon.cli import (  # one module per area
-        alerts, dashboards, kg, lifecycle, model, monitor, pretraining, store, stream, triton,
+        alerts, bench, dashboards, kg, lifecycle, model, monitor, pretraining, store, stream, triton,
     )
 
     parser = argparse.ArgumentParser(prog="finmon", description="Streaming monitor of financial public opinion.")
     parser.add_argument("--version", action="version", version=f"finmon {__version__}")
     parser.add_argument("--log-level", default=None, help="DEBUG, INFO (default), WARNING...")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for area in (stream, monitor, store, model, pretraining, lifecycle, triton, alerts, dashboards, kg):
+    for area in (stream, monitor, store, model, pretraining, lifecycle, triton, alerts, dashboards, kg, bench):
         area.register(sub)
     p = sub.add_parser("settings", help="print every setting (env variable, TOML key, default) as a markdown table")
     p.add_argument("--embed", type=Path, metavar="README", help="rewrite the settings block of this file instead")

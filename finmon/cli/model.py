@@ -70,9 +70,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     x.add_argument("--repo", type=Path, default=None, help="model repository (default: models/triton)")
     x.add_argument("--version", type=int, default=None,
                    help="version number (default: the next free one; the others stay until `finmon model promote --prune`)")
-    x.add_argument("--quantize", action="store_true", help="int8 dynamic quantization of the MatMul weights")
+    x.add_argument("--quantize", "--optimize", action="store_true",
+                   help="int8 compute: the graph of `finmon optimize` (dynamic int8 quantization of the MatMuls)")
     x.add_argument("--keep-others", action="store_true", help="keep other version folders (default: one version at a time)")
     x.set_defaults(handler=_export)
+
+    o = sub.add_parser("optimize", help="turn an exported version folder into the int8-compute graph (no retraining)")
+    o.add_argument("--model", type=Path, default=None, help="exported version folder (default: the shipped one)")
+    o.add_argument("--out", type=Path, default=None, help="version folder to write (default: replace --model in place)")
+    o.add_argument("--fuse", action="store_true", help="also apply onnxruntime's transformer fusions")
+    o.set_defaults(handler=_optimize)
 
 
 def _folders(*paths: Path | None) -> None:
@@ -143,6 +150,15 @@ def _eval(args: argparse.Namespace) -> int:
     print(format_table(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
+    return 0
+
+
+def _optimize(args: argparse.Namespace) -> int:
+    from inference.serving.optimize import optimize_in_place, optimize_version
+    from inference.serving.triton_repository import latest_version
+
+    source = args.model or latest_version().path
+    print(optimize_version(source, args.out, fuse=args.fuse) if args.out else optimize_in_place(source, fuse=args.fuse))
     return 0
 
 

@@ -4,8 +4,8 @@ Size: the fp32 encoder is ~90 MB, over the 40 MB the repository may carry. Weigh
 (symmetric, one scale per output channel / embedding row) and expanded by ``DequantizeLinear`` nodes, while all
 arithmetic stays fp32. Before export the same rounding is applied to the torch weights (``round_weights``), so the
 ONNX graph computes exactly what that torch model computes (parity tested to 1e-3), and the accuracy cost of the
-rounding is measured on the dev splits (MODEL_CARD.md). ``--quantize`` additionally applies onnxruntime's dynamic
-int8 quantization (int8 activations too: faster on CPUs with VNNI, less exact).
+rounding is measured on the dev splits (MODEL_CARD.md). ``--quantize`` (``--optimize``) then writes the int8-compute
+graph of ``inference.serving.optimize`` (what ``finmon optimize`` does to an existing export).
 """
 
 from __future__ import annotations
@@ -110,11 +110,11 @@ def export(checkpoint: Path, repo: Path | None = None, version: int = 1, quantiz
         round_weights(model)
     onnx_path = export_onnx(model, out / "model.onnx", int8_weights)
     if quantize:
-        from onnxruntime.quantization import QuantType, quantize_dynamic
+        from inference.serving.optimize import optimize_onnx
 
-        tmp = out / "model.fp32.onnx"
+        tmp = out / "model.export.onnx"
         onnx_path.rename(tmp)
-        quantize_dynamic(str(tmp), str(onnx_path), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
+        optimize_onnx(tmp, onnx_path)
         tmp.unlink()
     shutil.copy(Path(checkpoint) / TOKENIZER_FILE, out / TOKENIZER_FILE)
     digest = hashlib.sha256(onnx_path.read_bytes()).hexdigest()[:8]

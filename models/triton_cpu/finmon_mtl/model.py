@@ -29,7 +29,9 @@ class TritonPythonModel:
         params = {k: v.get("string_value", "") for k, v in config.get("parameters", {}).items()}
         version_dir = os.path.join(args["model_repository"], args["model_version"])
         options = ort.SessionOptions()
-        options.intra_op_num_threads = int(params.get("intra_op_threads", "1") or 1)
+        threads = int(params.get("intra_op_threads", "0") or 0)
+        if threads > 0:  # 0: onnxruntime's default, one thread per core (a single thread left half of 2 cores idle)
+            options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         self._session = ort.InferenceSession(os.path.join(version_dir, "model.onnx"), options,
                                              providers=["CPUExecutionProvider"])

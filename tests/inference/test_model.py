@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import onnx
 
 torch = pytest.importorskip("torch")
 
@@ -197,3 +198,14 @@ def test_soup_refuses_different_architectures(tiny_run, tmp_path):
         average_checkpoints([tiny_run / "best", other], tmp_path / "soup")
     with pytest.raises(ValueError, match="two"):
         average_checkpoints([tiny_run / "best"], tmp_path / "soup")
+
+
+def test_export_optimize_writes_the_int8_compute_graph(tiny_run, exported, tmp_path):
+    out = export(tiny_run / "best", repo=tmp_path, quantize=True)
+    ops = [n.op_type for n in onnx.load(str(out / "model.onnx")).graph.node]
+    assert "MatMulInteger" in ops and json.loads((out / "finmon.json").read_text())["dynamic_quantization"]
+    texts = ["Apple shares fell after the Fed spoke", "Gold rallies"]
+    fast, ref = OnnxPredictor(out).predict(texts), OnnxPredictor(exported).predict(texts)
+    assert [p.model_version for p in fast] != [p.model_version for p in ref]
+    for a, b in zip(fast, ref):
+        assert abs(a.topic_probs[a.topic] - b.topic_probs.get(a.topic, 0.0)) < 0.1  # same model, int8 activations

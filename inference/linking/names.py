@@ -52,7 +52,7 @@ def alias_key(text: str) -> str:
 def display_key(text: str) -> str:
     """The key an unlinked name is counted under: readable words (``elon musk``), possessives and case folded."""
     ws = list(words(text))
-    while len(ws) > 1 and ws[-1] in LEGAL_SUFFIXES - {"&", "and"}:
+    while len(ws) > 1 and ws[-1] in LEGAL_SUFFIXES - {"the"}:  # "Tiffany & Co." -> "tiffany"
         ws.pop()
     return " ".join(ws)
 

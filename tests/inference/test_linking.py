@@ -54,6 +54,7 @@ def test_alias_normalisation_ignores_case_punctuation_possessives_and_legal_form
     assert alias_key("Estée Lauder Cos.") == "esteelauder"
     assert alias_key("Inc.") == "inc"  # a name made only of a legal form is not emptied
     assert display_key("Elon Musk's") == display_key("ELON  MUSK") == "elon musk"
+    assert display_key("Tiffany & Co.") == display_key("Tiffany") == "tiffany" and display_key("Inc.") == "inc"
     spans = _link([("ORG", "Goldman Sachs Group, Inc."), ("ORG", "GOLDMAN SACHS"), ("ORG", "Goldman Sachs's")])
     assert {s.entity_id for s in spans} == {"GS"} and {s.name for s in spans} == {"Goldman Sachs"}
     assert {s.company_id for s in spans} == {"GS"} and {s.sector for s in spans} == {"Financials"}

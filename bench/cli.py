@@ -16,6 +16,7 @@ import importlib
 import logging
 from pathlib import Path
 
+from inference.errors import ConfigError
 from inference.serving.triton_repository import GPU_REPOSITORY
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.repository.is_dir():
+        raise ConfigError(f"no such model repository: {args.repository}")
     module = importlib.import_module(f"bench.{args.benchmark}")
     report = module.main(args)
     print(report.text())

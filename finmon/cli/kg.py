@@ -98,6 +98,11 @@ def _show(args: argparse.Namespace) -> int:
     from inference.decoding.prediction import EntitySpan
     from inference.linking.linker import EntityLinker
 
+    from inference.errors import ConfigError
+    from inference.labels import ENTITY_TYPES
+
+    if args.label and args.label not in ENTITY_TYPES:
+        raise ConfigError(f"unknown span label {args.label!r} (use one of {', '.join(ENTITY_TYPES)})")
     linker = EntityLinker(_graph(None))
     for name in args.names:
         label = args.label or ("TICKER" if name.startswith(("$", "<")) else "ORG")

@@ -39,6 +39,15 @@ CASES: dict[str, tuple[list[str], dict[str, str], str]] = {
     "dashboards push": (["--url", "http://127.0.0.1:9", "--token", "t"], {"FINMON_GRAFANA_TIMEOUT_S": "2"},
                         "127.0.0.1:9"),
     "dashboards check": (["--dsn", "bogus://x"], {}, "bogus://x"),
+    "pretrain": (["--data-dir", f"{{tmp}}/{MISSING}"], {}, MISSING),
+    "model promote": ([f"{{tmp}}/{MISSING}"], {}, MISSING),
+    "optimize": (["--model", f"{{tmp}}/{MISSING}"], {}, MISSING),
+    "kg build": (["--data", f"{{tmp}}/{MISSING}"], {}, MISSING),
+    "kg load": (["--dsn", "bogus://x"], {}, "bogus://x"),
+    "kg eval": (["--file", f"{{tmp}}/{MISSING}.jsonl"], {}, MISSING),
+    "kg show": (["Tesla", "--label", "BOGUS"], {}, "BOGUS"),
+    **{f"bench {name}": (["--repository", f"{{tmp}}/{MISSING}"], {}, MISSING)
+       for name in ("model", "serving", "e2e", "storage", "alerts")},
     "settings": (["--embed", f"{{tmp}}/{MISSING}.md"], {}, MISSING),
 }
 # mistakes in the environment rather than the arguments, and a port that is taken

@@ -57,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if line is None:
             raise
         log.debug("%s failed", args.command, exc_info=True)
+        log.error("%s: %s", type(exc).__name__, line)  # for log collectors; the line below is for the person
         print(f"finmon {args.command}: error: {line}", file=sys.stderr)
         return EXIT_USER_ERROR
 

@@ -120,14 +120,19 @@ class Worker:
         poll_ms = max(10, int(self.settings.batch_timeout_s * 1000 / 4))
         idle_s = 0.0
         while not stop.is_set():
-            fetched_in = self._rebalances  # records polled across a rebalance are re-fetched from the commits
+            before = self._rebalances
             records = await self._fair_poll(poll_ms)
+            fetched_in = self._rebalances
+            if fetched_in != before:  # the poll straddled a rebalance: which records are current is unknown
+                await self._rewind()
+                records = []
             fed = 0
             for record in records:
                 message = Message(record.value or b"", record.topic, record.partition, record.offset,
                                   _header_bytes(record))
                 if not await self._retrying(lambda m=message: self._feed(m, fetched_in), stop):  # type: ignore[misc]
-                    break  # a rebalance meanwhile: each partition's owner consumes the rest from its commit
+                    await self._rewind()  # a rebalance meanwhile: the rest is read again from the commits
+                    break
                 fed += 1
                 if self.pipeline.should_flush():  # retried on its own: a retry must not feed the message again
                     await self._retrying(self._flush_and_commit, stop)
@@ -138,6 +143,22 @@ class Worker:
             if exit_when_idle_s is not None and idle_s >= exit_when_idle_s and await self._caught_up():
                 log.info("idle for %.1f s with no lag: exiting", idle_s)
                 return
+
+    async def _rewind(self) -> None:
+        """Read every owned partition again from its committed offset (the reset policy where it has none).
+
+        Records polled but not fed (a rebalance came in between) are otherwise skipped, not re-fetched: the
+        consumer's position is already past them, and a later commit would cover them (a lost document).
+        """
+        assert self.consumer is not None
+        for tp in self.consumer.assignment():
+            offset = self._committed.get((tp.topic, tp.partition))
+            if offset is not None:
+                self.consumer.seek(tp, offset)
+            elif self.settings.auto_offset_reset == "earliest":
+                await self.consumer.seek_to_beginning(tp)
+            else:
+                await self.consumer.seek_to_end(tp)
 
     async def _fair_poll(self, poll_ms: int) -> list[ConsumerRecord]:
         """Up to ``max_poll_records`` records, an equal share from each assigned partition, interleaved.

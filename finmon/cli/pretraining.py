@@ -18,7 +18,7 @@ def _when(value: str) -> datetime:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from inference.training.pretrain import PretrainConfig
+    from inference.training.recipe import PretrainConfig
 
     d = PretrainConfig()
     p = sub.add_parser("pretrain", help="continued masked-LM training of the encoder on unlabelled text (train extra)")
@@ -43,7 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _pretrain(args: argparse.Namespace) -> int:
     from inference.training.corpus import corpus_splits, held_out_keys, shared_texts, unique
-    from inference.training.pretrain import PretrainConfig, pretrain
+    from inference.training.pretrain import pretrain
+    from inference.training.recipe import PretrainConfig
     from inference.training.recipe import TrainConfig
 
     train_cfg = TrainConfig(data_dir=args.data_dir) if args.data_dir else TrainConfig()

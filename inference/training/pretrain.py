@@ -16,7 +16,7 @@ import random
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -26,26 +26,11 @@ from transformers import AutoTokenizer, BertConfig, BertForMaskedLM, DataCollato
 
 from inference.tokenize import CASES, TOKENIZER_FILE, TextTokenizer, base_model_path
 from inference.training.model import widen_token_types
+from inference.training.recipe import PretrainConfig
 from inference.training.train import adamw_schedule, start_run
 
 log = logging.getLogger(__name__)
 ENCODER_DIR = "encoder"
-
-
-@dataclass
-class PretrainConfig:
-    out_dir: Path = Path("runs/pretrain")
-    epochs: int = 1
-    max_steps: int = 0  # stop after this many steps (0: the epochs decide)
-    batch_size: int = 32
-    lr: float = 5e-5
-    weight_decay: float = 0.01
-    warmup: float = 0.06
-    mlm_probability: float = 0.15
-    max_length: int = 128
-    seed: int = 13
-    threads: int = 0
-    tiny: bool = False  # random 2-layer encoder (smoke tests)
 
 
 def masked_lm(tiny: bool = False) -> BertForMaskedLM:

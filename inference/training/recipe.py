@@ -87,3 +87,21 @@ def load_splits(cfg: TrainConfig) -> dict[str, tuple[list, list]]:
     if cfg.limit:
         out = {k: (tr[: cfg.limit], dv[: max(8, cfg.limit // 4)]) for k, (tr, dv) in out.items()}
     return out
+
+
+@dataclass
+class PretrainConfig:
+    """`finmon pretrain`'s recipe (masked-LM continued pre-training); torch-free, so the CLI can show it."""
+
+    out_dir: Path = Path("runs/pretrain")
+    epochs: int = 1
+    max_steps: int = 0  # stop after this many steps (0: the epochs decide)
+    batch_size: int = 32
+    lr: float = 5e-5
+    weight_decay: float = 0.01
+    warmup: float = 0.06
+    mlm_probability: float = 0.15
+    max_length: int = 128
+    seed: int = 13
+    threads: int = 0
+    tiny: bool = False  # random 2-layer encoder (smoke tests)

@@ -17,7 +17,7 @@ from itertools import zip_longest
 from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from inference.serving.predictor import Predictor
 from ingest.connection import probe_kafka
@@ -153,12 +153,15 @@ class Worker:
         assert self.consumer is not None
         for tp in self.consumer.assignment():
             offset = self._committed.get((tp.topic, tp.partition))
-            if offset is not None:
-                self.consumer.seek(tp, offset)
-            elif self.settings.auto_offset_reset == "earliest":
-                await self.consumer.seek_to_beginning(tp)
-            else:
-                await self.consumer.seek_to_end(tp)
+            try:
+                if offset is not None:
+                    self.consumer.seek(tp, offset)
+                elif self.settings.auto_offset_reset == "earliest":
+                    await self.consumer.seek_to_beginning(tp)
+                else:
+                    await self.consumer.seek_to_end(tp)
+            except IllegalStateError:  # revoked meanwhile: its next owner starts from the commit
+                continue
 
     async def _fair_poll(self, poll_ms: int) -> list[ConsumerRecord]:
         """Up to ``max_poll_records`` records, an equal share from each assigned partition, interleaved.

@@ -45,7 +45,10 @@ def sample_texts(n: int) -> list[str]:
     return texts + EDGE_CASES
 
 
-def assert_same(a: Prediction, b: Prediction, tol: float = 1e-4) -> None:
+def assert_same(a: Prediction, b: Prediction, tol: float = 5e-3) -> None:
+    """Same labels, spans and truncation; probabilities within ``tol``. The shipped graph is int8 compute with
+    DYNAMIC activation quantization: its scale is taken over the whole batch, so the same text padded into
+    another batch (Triton's dynamic batcher vs in-process) moves its probabilities by ~1e-4..1e-3."""
     assert (a.topic, a.sentiment, a.truncated, a.model_version) == (b.topic, b.sentiment, b.truncated, b.model_version)
     for name, p in a.topic_probs.items():
         assert b.topic_probs[name] == pytest.approx(p, abs=tol)
@@ -54,7 +57,7 @@ def assert_same(a: Prediction, b: Prediction, tol: float = 1e-4) -> None:
     assert a.sentiment_score == pytest.approx(b.sentiment_score, abs=tol)
     assert [(e.start, e.end, e.label, e.text) for e in a.entities] == [(e.start, e.end, e.label, e.text)
                                                                           for e in b.entities]
-    for x, y in zip(a.entities, b.entities):
+    for x, y in zip(a.entities, b.entities, strict=True):
         assert x.score == pytest.approx(y.score, abs=tol)
 
 

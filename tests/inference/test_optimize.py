@@ -117,11 +117,13 @@ def test_optimize_in_place_restamps_the_served_version(tmp_path: Path) -> None:
         optimize_in_place(version)
 
 
-def test_shipped_model_is_the_optimised_graph_and_its_version_is_served() -> None:
+def test_shipped_model_is_deterministic_fp32_math_and_its_version_is_served() -> None:
+    """The int8-compute graph quantizes activations per batch, so a text's probabilities depend on its batch
+    mates (up to ~0.01 measured between Triton and in-process): it is not shipped (see docs/benchmarks.md)."""
     from inference.serving.triton_config import VERSION_PARAMETER, read_config
     from inference.serving.triton_repository import GPU_REPOSITORY, latest_version
 
     shipped = latest_version(GPU_REPOSITORY)
-    assert _ops(shipped.path / "model.onnx")["MatMulInteger"] > 0
+    assert _ops(shipped.path / "model.onnx")["MatMulInteger"] == 0
     config = read_config(GPU_REPOSITORY / "finmon_mtl" / "config.pbtxt")
     assert config.parameters[VERSION_PARAMETER].string_value == shipped.model_version

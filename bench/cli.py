@@ -27,6 +27,8 @@ def _model(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads (0: its default, all cores)")
     p.add_argument("--no-fusion", action="store_true", help="skip the transformer-fusion variant")
+    p.add_argument("--compare", type=Path, default=None,
+                   help="another exported version folder (e.g. the model before a promotion), run in the same rounds")
 
 
 def _serving(p: argparse.ArgumentParser) -> None:
@@ -77,6 +79,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if not args.repository.is_dir():
         raise ConfigError(f"no such model repository: {args.repository}")
+    compare = getattr(args, "compare", None)
+    if compare is not None and not (compare / "model.onnx").is_file():
+        raise ConfigError(f"--compare {compare}: no model.onnx there (an exported version folder is expected)")
     module = importlib.import_module(f"bench.{args.benchmark}")
     report = module.main(args)
     print(report.text())

@@ -17,6 +17,7 @@ Variants run in interleaved rounds so the load of other processes hits them alik
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import tempfile
 import time
@@ -36,13 +37,14 @@ from inference.tokenize import TextTokenizer
 LAYERS, FFN = 6, 1536  # all-MiniLM-L6-v2
 
 
-def flops_per_doc(tokens: np.ndarray) -> float:
-    """Multiply-adds x2 of the encoder and heads for documents of these token lengths (mean)."""
+def flops_per_doc(tokens: np.ndarray, layers: int = LAYERS) -> float:
+    """Multiply-adds x2 of the encoder and heads for documents of these token lengths (mean); ``layers`` counts
+    the token branch's own layers too (inference.training.model)."""
     t = tokens.astype(float)
     dense = 2 * t * (4 * HIDDEN_SIZE * HIDDEN_SIZE + 2 * HIDDEN_SIZE * FFN)
     attention = 4 * t * t * HIDDEN_SIZE
     heads = 2 * t * HIDDEN_SIZE * 7 + 2 * HIDDEN_SIZE * (20 + 3)
-    return float(np.mean(LAYERS * (dense + attention) + heads))
+    return float(np.mean(layers * (dense + attention) + heads))
 
 
 def matmul_peak_gflops(threads: int, seconds: float = 1.0) -> float:
@@ -139,7 +141,7 @@ def tokenised(tokenizer: TextTokenizer, docs: list[str], batch: int) -> tuple[li
 
 
 def run(docs: int = 1000, batch: int = 32, threads: int = 0, rounds: int = 3, sweep: tuple[int, ...] = (1, 8, 32, 64),
-        repository: Path = GPU_REPOSITORY, fuse: bool = True) -> Report:
+        repository: Path = GPU_REPOSITORY, fuse: bool = True, compare: Path | None = None) -> Report:
     version = latest_version(repository)
     tokenizer = TextTokenizer.from_dir(version.path, 128)
     corpus = texts(docs)
@@ -156,6 +158,9 @@ def run(docs: int = 1000, batch: int = 32, threads: int = 0, rounds: int = 3, sw
         singles = [(_session(single_head(int8_proto, o), threads), [o]) for o in outputs]
         groups = {name: [(s, outputs)] for name, s in sessions.items()}
         groups["3 single-task stand-ins, serial (int8)"] = singles
+        other = f"{_version_name(compare)} as exported" if compare else None
+        if other:
+            groups[other] = [(_session(str(Path(compare) / "model.onnx"), threads), outputs)]
         result = runner.compare(groups, rounds)
         base = result[today_name][0]
         for name, (rate, per_cpu) in result.items():
@@ -167,7 +172,8 @@ def run(docs: int = 1000, batch: int = 32, threads: int = 0, rounds: int = 3, sw
             sr = Runner(sized, len(corpus)).compare({int8_name: [(sessions[int8_name], outputs)]}, max(1, rounds - 1))
             sweep_rates[size] = sr[int8_name]
             report.add(f"{int8_name}, batch sweep", size, sr[int8_name][0], sr[int8_name][1], sr[int8_name][0] / base)
-    flops = flops_per_doc(lengths)
+    meta = json.loads((version.path / "finmon.json").read_text()) if (version.path / "finmon.json").is_file() else {}
+    flops = flops_per_doc(lengths, LAYERS + int(meta.get("token_layers", 0)))
     peak = matmul_peak_gflops(threads)
     multi, serial = result[int8_name][0], result["3 single-task stand-ins, serial (int8)"][0]
     report.figures.update({
@@ -180,13 +186,21 @@ def run(docs: int = 1000, batch: int = 32, threads: int = 0, rounds: int = 3, sw
         "int8_fraction_of_fp32_peak": multi * flops / 1e9 / peak,
         "batch_sweep_docs_per_s": {str(k): v[0] for k, v in sweep_rates.items()},
     })
+    if other:
+        report.figures.update({"compared_model_version": _version_name(compare), "compared_docs_per_s": result[other][0],
+                               "today_vs_compared": base / result[other][0]})
     report.notes.append("single-task stand-ins: the shipped encoder extracted three times with one head each "
                         "(no single-task checkpoints in git)")
     return report
+
+
+def _version_name(version_dir: Path | None) -> str:
+    meta = Path(version_dir or ".") / "finmon.json"
+    return json.loads(meta.read_text())["model_version"] if meta.is_file() else str(version_dir)
 
 
 def main(args: argparse.Namespace) -> Report:
     quick = args.quick
     return run(docs=args.docs or (256 if quick else 1000), batch=args.batch_size, threads=args.threads,
                rounds=2 if quick else 3, sweep=(1, 32) if quick else (1, 8, 32, 64), repository=args.repository,
-               fuse=not args.no_fusion)
+               fuse=not args.no_fusion, compare=getattr(args, "compare", None))

@@ -33,9 +33,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(d, name))
     p.add_argument("--train-word-embeddings", action="store_true", help="also fine-tune the word-piece embeddings")
     p.add_argument("--tiny", action="store_true", help="random 2-layer encoder (smoke tests)")
-    p.add_argument("--init", type=Path, default=None, help="start from this checkpoint (e.g. runs/mtl/best)")
+    p.add_argument("--init", type=Path, default=None,
+                   help="start from this checkpoint (runs/mtl/best) or exported version (models/triton/finmon_mtl/1)")
     p.add_argument("--encoder", type=Path, default=None, help="start from this encoder (`finmon pretrain`'s <out>/encoder)")
     p.add_argument("--freeze-encoder", action="store_true", help="train the heads only (the encoder stays as loaded)")
+    p.add_argument("--token-layers", type=int, default=d.token_layers,
+                   help="give the token head its own copy of the top K encoder layers (trained even with --freeze-encoder)")
+    p.add_argument("--ner-case-augment", type=float, default=d.ner_case_augment,
+                   help="share of NER train sentences added again in headline / upper case (0..1)")
+    p.add_argument("--ner-negatives", action="store_true",
+                   help="add the topic train tweets' capitalised common words as non-names (partial labels)")
     p.set_defaults(handler=_train)
 
     e = sub.add_parser("eval", help="evaluate a model on files in the shared training formats")
@@ -98,6 +105,8 @@ def _files(*paths: Path | None) -> None:
 def _train(args: argparse.Namespace) -> int:
     _folders(args.data_dir, args.init)
     _files(args.pseudo_labels)
+    if not 0.0 <= args.ner_case_augment <= 1.0:
+        raise ConfigError(f"--ner-case-augment {args.ner_case_augment}: a share between 0 and 1 is expected")
     from inference.training.recipe import TrainConfig
     from inference.training.train import train
 
@@ -111,6 +120,7 @@ def _train(args: argparse.Namespace) -> int:
         lr=args.lr, weight_decay=args.weight_decay, warmup=args.warmup, dropout=args.dropout,
         dev_fraction=args.dev_fraction, freeze_word_embeddings=not args.train_word_embeddings, tiny=args.tiny,
         init=args.init, encoder=args.encoder, freeze_encoder=args.freeze_encoder, pseudo_labels=args.pseudo_labels,
+        token_layers=args.token_layers, ner_case_augment=args.ner_case_augment, ner_negatives=args.ner_negatives,
     )
     if args.data_dir:
         cfg.data_dir = args.data_dir

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import replace
 from collections.abc import Sequence
 
@@ -21,6 +22,7 @@ _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 _TRIM = set(" \t\n,;:&-–—'\"()[]{}!?/|*#@")
 # a legal form alone ("Inc", "Corp.") is the tail of a name the head split, never a name itself
 _LEGAL_FORMS = frozenset({"inc", "corp", "corporation", "co", "company", "ltd", "llc", "plc", "lp", "ag", "nv"})
+_TYPES = tuple(dict.fromkeys(t[2:] for t in NER_TAGS if t != "O"))  # PER, ORG, LOC
 MAX_SPAN_CHARS = 256  # longer "entities" are artefacts (an [UNK] piece standing for a whole blob of characters)
 
 
@@ -30,9 +32,10 @@ def softmax(x: np.ndarray) -> np.ndarray:
 
 
 def entity_spans(text: str, encoding: Encoding, tag_probs: np.ndarray) -> list[EntitySpan]:
-    """Contiguous B-X/I-X word pieces -> character spans of ``text``, widened to whole words.
+    """Contiguous B-X/I-Y word pieces -> character spans of ``text``, widened to whole words.
 
-    An I-X that does not continue an X span starts one (lenient BIO decoding).
+    A span is a B (or a stray I) followed by any I pieces: an I continues the span whatever its type, so "Wall"
+    B-ORG + "Street" I-LOC is one name, not two. Its type is the one with the most B/I probability over its pieces.
     """
     tags = tag_probs.argmax(-1)
     spans: list[EntitySpan] = []
@@ -44,14 +47,16 @@ def entity_spans(text: str, encoding: Encoding, tag_probs: np.ndarray) -> list[E
         if words[i] is None or tag == "O":
             i += 1
             continue
-        kind, j = tag[2:], i
+        j = i
         while j + 1 < n and words[j + 1] is not None and (
-            NER_TAGS[int(tags[j + 1])] == f"I-{kind}" or words[j + 1] == words[j]
+            NER_TAGS[int(tags[j + 1])].startswith("I-") or words[j + 1] == words[j]
         ):
             j += 1
         while i > 0 and words[i - 1] is not None and words[i - 1] == words[i]:
             i -= 1
         start, end = offsets[i][0], offsets[j][1]
+        mass = tag_probs[i : j + 1].sum(0)
+        kind = max(_TYPES, key=lambda t: mass[NER_TAGS.index(f"B-{t}")] + mass[NER_TAGS.index(f"I-{t}")])
         score = float(tag_probs[i : j + 1].max(-1).mean())
         if 0 < end - start <= MAX_SPAN_CHARS:
             spans.append(EntitySpan(start, end, kind, text[start:end], round(score, 6)))
@@ -59,17 +64,22 @@ def entity_spans(text: str, encoding: Encoding, tag_probs: np.ndarray) -> list[E
     return spans
 
 
+def _edge(c: str) -> bool:
+    """Punctuation, a symbol (emoji, ⚡) or a space at a span's edge is never part of the name."""
+    return c in _TRIM or unicodedata.category(c)[0] in "SZC"
+
+
 def plausible(text: str, spans: list[EntitySpan]) -> list[EntitySpan]:
     """Learned spans that can be names: outside URLs, with a capital letter (in tweets the token head also fires
     on lower-case words; a name written all lower-case is missed, a wrong company is worse), trimmed of the
-    punctuation a span can swallow at its ends ("Exxon &"), and not a bare legal form ("Inc")."""
+    punctuation or symbols a span can swallow at its ends ("Exxon &", "⚡ Xi"), and not a bare legal form ("Inc")."""
     urls = [m.span() for m in _URL.finditer(text)]
     out = []
     for s in spans:
         start, end = s.start, s.end
-        while start < end and text[start] in _TRIM:
+        while start < end and (_edge(text[start]) or text[start] == "."):  # "Mr. Trump" -> never ". Trump"
             start += 1
-        while end > start and text[end - 1] in _TRIM:
+        while end > start and _edge(text[end - 1]):
             end -= 1
         piece = text[start:end]
         if piece.rstrip(".").lower() in _LEGAL_FORMS:
@@ -98,7 +108,7 @@ def check_outputs(n: int, width: int, topic_logits: np.ndarray, sentiment_logits
             raise InferenceError(f"malformed model output: non-finite values in {name}", code="NON_FINITE_OUTPUT")
 
 
-_ABBREVIATION = re.compile(r"(?:[A-Za-z]\.){2,}")
+_ABBREVIATION = re.compile(r"(?<![A-Za-z.])(?:[A-Za-z]\.)+[A-Za-z](?![A-Za-z])\.?")  # U.S. U.S U.K.
 
 
 def join_abbreviations(text: str, spans: list[EntitySpan]) -> list[EntitySpan]:

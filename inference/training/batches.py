@@ -34,7 +34,8 @@ def token_labels(batch: Batch, examples: Sequence[TokenExample]) -> np.ndarray:
     for i, (enc, ex) in enumerate(zip(batch.encodings, examples)):
         previous = None
         for j, word in enumerate(enc.word_ids):
-            if word is None:
+            if word is None or ex.tags[word] < 0:  # UNLABELLED words (partial labels) add no loss
+                previous = word
                 continue
             tag = NER_TAGS[ex.tags[word]]
             if word == previous and tag != "O":

@@ -38,6 +38,10 @@ __all__ = [
     "read_conll",
     "read_sec",
     "read_btc",
+    "recased",
+    "common_words",
+    "capitalised_negatives",
+    "UNLABELLED",
     "read_wnut",
     "near_duplicate_key",
     "dedup",
@@ -60,11 +64,58 @@ class TextExample:
 @dataclass(frozen=True, slots=True)
 class TokenExample:
     tokens: list[str]  # words as in the file (BTC/WNUT: surrounding whitespace stripped, empty words dropped)
-    tags: list[int]  # indices into NER_TAGS, strict IOB2
+    tags: list[int]  # indices into NER_TAGS, strict IOB2; UNLABELLED (partial labels) is ignored by the loss
     source: str  # "finer", "conll", "sec", "btc", "wnut"
 
 
 T = TypeVar("T")
+
+# short function words a headline leaves in lower case (not first): "Reports Record Second Quarter of 2022 Results"
+_HEADLINE_LOWER = frozenset("a an and as at but by for from in of on or per the to vs via with".split())
+
+
+UNLABELLED = -1  # a word whose tag is not known: no loss (inference.training.batches.token_labels)
+_CORE = re.compile(r"^\W+|\W+$")
+
+
+def common_words(examples: Sequence[TokenExample], min_count: int = 20, min_o_share: float = 0.98) -> frozenset[str]:
+    """Words (lower case) that the annotated NER data tags O at least ``min_o_share`` of the ``min_count`` or more
+    times it has them: "earnings", "results", "president", "funds", not "apple" or "general" (General Motors)."""
+    seen: dict[str, list[int]] = {}
+    for ex in examples:
+        for word, tag in zip(ex.tokens, ex.tags, strict=True):
+            counts = seen.setdefault(word.lower(), [0, 0])
+            counts[0] += 1
+            counts[1] += tag == 0
+    return frozenset(w for w, (n, o) in seen.items() if n >= min_count and o >= min_o_share * n and w.isalpha())
+
+
+def capitalised_negatives(texts: Sequence[str], common: frozenset[str]) -> list[TokenExample]:
+    """Partial labels for the token head from unlabelled posts: a capitalised word that annotated data almost
+    never tags as a name ("Hedge Funds Are Warming Up To ...", "President") is O there; every other word is
+    UNLABELLED. Only posts with such a word are kept. Headline casing is where the head mistakes words for names."""
+    out = []
+    for text in texts:
+        words = text.split()
+        tags = [0 if w[:1].isupper() and _CORE.sub("", w).lower() in common else UNLABELLED for w in words]
+        if 0 in tags:
+            out.append(TokenExample(words, tags, "negatives"))
+    return out
+
+
+def recased(example: TokenExample, style: str) -> TokenExample | None:
+    """The sentence as a headline or a shouting post writes it, tags unchanged: ``title`` capitalises every word
+    (short function words after the first stay lower), ``upper`` capitalises every letter. None when nothing
+    changes. Case augmentation for the token head: capitals alone must not make a name."""
+    if style == "upper":
+        words = [w.upper() for w in example.tokens]
+    elif style == "title":
+        words = [w[:1].upper() + w[1:] if w[:1].islower() and (k == 0 or w.lower() not in _HEADLINE_LOWER) else w
+                 for k, w in enumerate(example.tokens)]
+    else:
+        raise ValueError(f"unknown case style {style!r}")
+    return None if words == example.tokens else TokenExample(words, example.tags, example.source)
+
 
 # --------------------------------------------------------------------------------------------------------------
 # Label tables (source label -> project label name). None means "no entity" (O).

@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import shutil
+import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from onnx import helper, numpy_helper
 from inference.labels import ENTITY_TYPES, NER_TAGS, SENTIMENTS, TOPICS
 from inference.training.model import MultiTaskModel
 from inference.tensors import INPUTS, MODEL_NAME, OUTPUTS
-from inference.tokenize import CASES, TOKENIZER_FILE
+from inference.tokenize import CASES, TOKENIZER_FILE, base_model_path
 from inference.serving.triton_config import gpu_config, write_config
 from inference.serving.triton_repository import GPU_REPOSITORY, METADATA_FILE
 
@@ -94,13 +95,97 @@ def export_onnx(model: MultiTaskModel, path: Path, int8_weights: bool = True) ->
     return path
 
 
+def _weights(proto: onnx.ModelProto) -> dict[str, np.ndarray]:
+    """Every float weight of a graph by name, in the order the graph first uses it; int8-stored ones expanded as
+    their DequantizeLinear node does."""
+    raw = {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}
+    for node in proto.graph.node:
+        if node.op_type == "DequantizeLinear" and node.input[0] in raw and node.input[1] in raw:
+            axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+            q, scale = raw.pop(node.input[0]), raw.pop(node.input[1])
+            shape = [1] * q.ndim
+            shape[axis] = -1
+            raw[node.output[0]] = q.astype(np.float32) * scale.reshape(shape)
+    ordered: dict[str, np.ndarray] = {}
+    for node in proto.graph.node:
+        for name in node.input:
+            if name in raw and name not in ordered and raw[name].dtype == np.float32 and raw[name].size > 1:
+                ordered[name] = raw[name]
+    return ordered
+
+
+def import_export(version_dir: Path) -> MultiTaskModel:
+    """The torch model of an exported version, weights exactly as served (so a shipped model can be refitted when
+    its training checkpoint is gone: ``finmon train --init models/triton/finmon_mtl/1``).
+
+    ONNX renames and transposes what it folds, and the generated names change with the exporter's version, so the
+    map is learnt, not assumed: a model of the same architecture with distinct random values in every parameter
+    is exported here, and each of its weights is matched to the parameter (or transposed parameter) with the same
+    values. The served graph's weights are then read by name where the name is a parameter's, the others in the order
+    the graph uses them (the order of the forward pass), shape checked one by one.
+    """
+    version_dir = Path(version_dir)
+    meta = json.loads((version_dir / METADATA_FILE).read_text()) if (version_dir / METADATA_FILE).is_file() else {}
+    from transformers import BertConfig, BertModel
+
+    if "encoder_config" in meta:
+        config = BertConfig.from_dict(meta["encoder_config"])
+    else:  # exports before the config was recorded: the base encoder, widened to the casing channel
+        config = BertConfig.from_pretrained(str(base_model_path()))
+        config.type_vocab_size = len(CASES)
+    model = MultiTaskModel(BertModel(config, add_pooling_layer=False), token_layers=int(meta.get("token_layers", 0)))
+    params = dict(model.named_parameters())
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in params.values():
+            p.copy_(torch.randn(p.shape, generator=generator))
+    with tempfile.TemporaryDirectory() as tmp:
+        probe = _weights(onnx.load(str(export_onnx(model, Path(tmp) / "probe.onnx", int8_weights=False))))
+    served = _weights(onnx.load(str(version_dir / "model.onnx")))
+    wrong = ValueError(f"{version_dir}/model.onnx does not hold this architecture's weights "
+                       f"({len(served)} weights, expected {len(probe)})")
+    if len(served) != len(probe):
+        raise wrong
+    # generated names ("onnx::MatMul_794") may recur with another meaning: only a parameter's name is trusted
+    unnamed = iter([name for name in served if name not in params])
+    loaded: set[str] = set()
+    with torch.no_grad():
+        for name, value in probe.items():
+            source = name if name in params else next(unnamed, None)
+            if source is None or served[source].shape != value.shape:
+                raise wrong
+            for pname, p in params.items():
+                p_np = p.numpy()
+                if p_np.shape == value.shape and np.array_equal(p_np, value):
+                    w = served[source]
+                elif p_np.ndim == 2 and p_np.shape[::-1] == value.shape and np.array_equal(p_np.T, value):
+                    w = served[source].T
+                else:
+                    continue
+                p.copy_(torch.tensor(np.ascontiguousarray(w, dtype=np.float32)))
+                loaded.add(pname)
+                break
+    missing = sorted(set(params) - loaded)
+    if missing:
+        raise ValueError(f"{version_dir}/model.onnx: no weights found for {', '.join(missing[:5])}")
+    return model.eval()
+
+
+def load_model(path: Path) -> MultiTaskModel:
+    """A training checkpoint (``model.pt``) or, failing that, an exported version folder (``model.onnx``)."""
+    path = Path(path)
+    if (path / "model.onnx").is_file() and not (path / "model.pt").is_file():
+        return import_export(path)
+    return MultiTaskModel.load(path)
+
+
 def export(checkpoint: Path, repo: Path | None = None, version: int = 1, quantize: bool = False,
            keep_others: bool = False, int8_weights: bool = True) -> Path:
     """Write ``<repo>/finmon_mtl/<version>/`` (model.onnx, tokenizer.json, finmon.json) and the GPU config.pbtxt."""
     repo = Path(repo or GPU_REPOSITORY)
     model_dir = repo / MODEL_NAME
     out = model_dir / str(version)
-    model = MultiTaskModel.load(checkpoint)  # first: a bad checkpoint must not cost the versions already there
+    model = load_model(checkpoint)  # first: a bad checkpoint must not cost the versions already there
     if not keep_others and model_dir.is_dir():
         for child in model_dir.iterdir():
             if child.is_dir() and child.name.isdigit():
@@ -122,7 +207,8 @@ def export(checkpoint: Path, repo: Path | None = None, version: int = 1, quantiz
         "model_version": f"{MODEL_NAME}-{version}-{digest}", "created": datetime.now(timezone.utc).isoformat(),
         "checkpoint": str(checkpoint), "int8_weights": int8_weights, "dynamic_quantization": quantize,
         "topics": TOPICS, "sentiments": SENTIMENTS, "ner_tags": NER_TAGS, "entity_types": ENTITY_TYPES,
-        "cases": CASES, "max_length": 128,
+        "cases": CASES, "max_length": 128, "token_layers": len(model.token_layers),
+        "encoder_config": model.encoder.config.to_dict(),
     }
     summary = Path(checkpoint).parent / "summary.json"
     if summary.is_file():

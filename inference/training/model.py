@@ -3,10 +3,17 @@
 Sequence heads read the mean-pooled encoder output (all-MiniLM-L6-v2 was trained with mean pooling); the token
 head reads every position. The casing channel (inference.tokenize.CASES) enters through BERT's token-type
 embedding, resized from 2 to 4 rows, each row initialised from the pretrained row 0.
+
+Token branch (``token_layers`` = k > 0): the token head reads its own copy of the encoder's top k layers, applied
+to the output of layer L-k, while topic and sentiment keep reading the shared top. A refit of the entity task can
+then train real transformer layers (context, not just a linear map of frozen features) and still leave the topic
+and sentiment outputs bit-identical. Made by ``add_token_layers``, the copy starts from the shared layers, so the
+model's outputs are unchanged until it is trained. Cost at inference: k/L more encoder compute.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 from pathlib import Path
@@ -18,6 +25,7 @@ import torch
 from torch import nn
 from transformers import BertConfig, BertModel
 
+from inference.errors import ConfigError
 from inference.labels import NER_TAGS, SENTIMENTS, TOPICS
 from inference.tokenize import CASES, TOKENIZER_FILE, Batch, base_model_path
 
@@ -26,10 +34,11 @@ if TYPE_CHECKING:
 
 WEIGHTS_FILE = "model.pt"
 CONFIG_FILE = "encoder_config.json"
+TOKEN_LAYERS_KEY = "finmon_token_layers"  # stored in the encoder config file of a checkpoint
 
 
 class MultiTaskModel(nn.Module):
-    def __init__(self, encoder: BertModel, dropout: float = 0.1) -> None:
+    def __init__(self, encoder: BertModel, dropout: float = 0.1, token_layers: int = 0) -> None:
         super().__init__()
         self.encoder = encoder
         hidden = encoder.config.hidden_size
@@ -37,17 +46,51 @@ class MultiTaskModel(nn.Module):
         self.topic_head = nn.Linear(hidden, len(TOPICS))
         self.sentiment_head = nn.Linear(hidden, len(SENTIMENTS))
         self.token_head = nn.Linear(hidden, len(NER_TAGS))
+        self.token_layers = nn.ModuleList()
+        self.add_token_layers(token_layers)
+
+    def add_token_layers(self, k: int) -> None:
+        """Give the token head its own copy of the top ``k`` encoder layers (a no-op when it has them already)."""
+        layers = self.encoder.encoder.layer
+        if not 0 <= k <= len(layers):
+            raise ConfigError(f"token layers must be between 0 and the encoder's {len(layers)} layers, got {k}")
+        if k and len(self.token_layers) != k:
+            if len(self.token_layers):
+                raise ValueError(f"the model already has {len(self.token_layers)} token layers")
+            self.token_layers = nn.ModuleList(copy.deepcopy(layer) for layer in layers[len(layers) - k :])
+        self.encoder.config.update({TOKEN_LAYERS_KEY: len(self.token_layers)})
 
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, case_ids: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        hidden = self.encoder(
-            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=case_ids
-        ).last_hidden_state
+        if self.token_layers:
+            hidden, tokens = self._branched(input_ids, attention_mask, case_ids)
+        else:
+            hidden = self.encoder(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=case_ids
+            ).last_hidden_state
+            tokens = hidden
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
         pooled = self.dropout(pooled)
-        return self.topic_head(pooled), self.sentiment_head(pooled), self.token_head(self.dropout(hidden))
+        return self.topic_head(pooled), self.sentiment_head(pooled), self.token_head(self.dropout(tokens))
+
+    def _branched(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                  case_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(shared top, token branch) hidden states: the encoder's layers run one by one, the branch forks at
+        layer L-k. The additive mask is built here (every attention implementation of BertLayer accepts it)."""
+        x = self.encoder.embeddings(input_ids=input_ids, token_type_ids=case_ids)
+        additive = (1.0 - attention_mask[:, None, None, :].to(x.dtype)) * torch.finfo(x.dtype).min
+        layers = self.encoder.encoder.layer
+        fork = len(layers) - len(self.token_layers)
+        for layer in layers[:fork]:
+            x = _run_layer(layer, x, additive)
+        hidden = tokens = x
+        for layer in layers[fork:]:
+            hidden = _run_layer(layer, hidden, additive)
+        for layer in self.token_layers:
+            tokens = _run_layer(layer, tokens, additive)
+        return hidden, tokens
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, dropout: float = 0.1) -> "MultiTaskModel":
@@ -77,9 +120,14 @@ class MultiTaskModel(nn.Module):
     def load(cls, directory: str | Path) -> "MultiTaskModel":
         directory = Path(directory)
         config = BertConfig.from_dict(json.loads((directory / CONFIG_FILE).read_text()))
-        model = cls(BertModel(config, add_pooling_layer=False))
+        model = cls(BertModel(config, add_pooling_layer=False), token_layers=getattr(config, TOKEN_LAYERS_KEY, 0))
         model.load_state_dict(torch.load(directory / WEIGHTS_FILE, map_location="cpu"))
         return model.eval()
+
+
+def _run_layer(layer: nn.Module, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    out = layer(x, attention_mask=mask)
+    return out[0] if isinstance(out, tuple) else out  # transformers 4 returns a tuple, 5 the tensor
 
 
 def widen_token_types(encoder: BertModel) -> None:

@@ -3,6 +3,7 @@ command line can show the defaults without loading the training stack."""
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -34,6 +35,8 @@ class TrainConfig:
     class_weighting: str = "none"  # "none" or "inverse_sqrt": text-task loss weight per class ~ count**-0.5 (mean 1)
     label_smoothing: float = 0.0  # for the text tasks' cross-entropy
     ner_sources: tuple[str, ...] = ("conll", "finer")
+    ner_case_augment: float = 0.0  # share of NER train sentences added again recased (4 in 5 title, 1 in 5 upper)
+    ner_negatives: bool = False  # add the topic TRAIN tweets' capitalised common words as O (partial labels)
     sentiment_sources: tuple[str, ...] = ("twitter",)  # "twitter" plus any of EXTRA_SENTIMENT_SOURCES
     pseudo_labels: Path | None = None  # extra sentiment CSV from `finmon pseudo-label` (inference/training/teacher.py)
     epochs: int = 2
@@ -52,6 +55,7 @@ class TrainConfig:
     init: Path | None = None  # start from this checkpoint instead of the base weights
     encoder: Path | None = None  # start from this encoder (`finmon pretrain`'s <out>/encoder) with new heads
     freeze_encoder: bool = False  # train the heads only (with init: adapt a head, the other heads stay exact)
+    token_layers: int = 0  # the token head's own copy of the top k encoder layers (inference.training.model)
     threads: int = 0
 
 
@@ -83,7 +87,17 @@ def load_splits(cfg: TrainConfig) -> dict[str, tuple[list, list]]:
             t, v = D.split_dev(examples, fraction=cfg.dev_fraction, seed=cfg.seed, key=None)
             train += t
             dev += v
-        out["ner"] = (train, dev)
+        rng = random.Random(cfg.seed)
+        recased = [D.recased(e, "upper" if rng.random() < 0.2 else "title") for e in train
+                   if rng.random() < cfg.ner_case_augment]
+        extra = [e for e in recased if e is not None]
+        if cfg.ner_negatives:  # topic TRAIN tweets only: no dev text of any task comes in
+            tweets, _ = D.split_dev(D.dedup(D.read_topic_csv(d / "twitter_financial_news_topic/topic_train.csv")),
+                                    fraction=cfg.dev_fraction, seed=cfg.seed)
+            # the convention the entity types follow (CoNLL, FiNER-ORD): BTC also tags titles ("President") as names
+            news = [e for e in train if e.source in ("conll", "finer")]
+            extra += D.capitalised_negatives([e.text for e in tweets], D.common_words(news))
+        out["ner"] = (train + extra, dev)
     if cfg.limit:
         out = {k: (tr[: cfg.limit], dv[: max(8, cfg.limit // 4)]) for k, (tr, dv) in out.items()}
     return out

@@ -21,6 +21,7 @@ from tqdm import tqdm
 from inference.training.batches import TaskBatch, TaskData, epoch_plan, stream
 from inference.evaluation.evaluate import evaluate_ner, evaluate_text
 from inference.labels import IGNORE_INDEX, SENTIMENTS, TOPICS
+from inference.training.export import load_model
 from inference.training.model import MultiTaskModel, base_model_path, torch_runner
 from inference.training.recipe import TrainConfig, load_splits
 from inference.tokenize import Batch, TextTokenizer
@@ -98,10 +99,11 @@ def train(cfg: TrainConfig) -> dict:
     """Train, keep the best epoch in ``out_dir/best`` and return the run summary (also in ``summary.json``)."""
     out, tok_dir, tokenizer = start_run(cfg.seed, cfg.threads, Path(cfg.out_dir), cfg.max_length)
     if cfg.init:
-        model = MultiTaskModel.load(cfg.init)
+        model = load_model(cfg.init)
     else:
         model = MultiTaskModel.tiny() if cfg.tiny and not cfg.encoder else MultiTaskModel.from_pretrained(
             cfg.encoder, dropout=cfg.dropout)
+    model.add_token_layers(cfg.token_layers or len(model.token_layers))
     if cfg.freeze_word_embeddings:
         model.encoder.embeddings.word_embeddings.weight.requires_grad_(False)
     if cfg.freeze_encoder:

@@ -55,6 +55,8 @@ MORE: dict[str, tuple[str, list[str], dict[str, str], str]] = {
     "unreadable config": ("migrate", [], {"FINMON_CONFIG": f"{{tmp}}/{MISSING}.toml"}, f"{MISSING}.toml"),
     "broken config": ("migrate", [], {"FINMON_CONFIG": "{tmp}/file.txt"}, "file.txt"),
     "bad setting": ("worker", [], {"FINMON_INGEST_METRICS_PORT": "lots"}, "lots"),
+    "bench compare": ("bench model", ["--compare", f"{{tmp}}/{MISSING}"], {}, MISSING),
+    "case augment share": ("train", ["--tiny", "--ner-case-augment", "1.5"], {}, "1.5"),
     "port in use": ("run", ["--rss", "http://127.0.0.1:9/feed", "--dsn", "chdb://{tmp}/store", "--dir", "{tmp}/run",
                             "--metrics-port", "{port}"], {}, "{port}"),
 }

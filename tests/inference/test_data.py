@@ -460,3 +460,61 @@ def test_pseudo_labels_join_sentiment_train_without_dev_texts(tmp_path: Path) ->
     pseudo = [e for e in train if e.source == "pseudo"]
     assert [(e.text, e.label) for e in pseudo] == [(fresh[0], NEG), (fresh[1], POS)]
     assert dev == splits["sentiment"][1] and len(train) == len(splits["sentiment"][0]) + 2
+
+
+def test_recased_copies_keep_the_tags():
+    from inference.training.data import TokenExample, recased
+
+    ex = TokenExample(["shares", "of", "Apple", "rose", "in", "the", "U.S.", "after", "results"], [0, 0, 3, 0, 0, 0, 5, 0, 0], "conll")
+    title = recased(ex, "title")
+    assert title.tokens == ["Shares", "of", "Apple", "Rose", "in", "the", "U.S.", "After", "Results"]
+    assert title.tags == ex.tags and title.source == "conll"
+    assert recased(ex, "upper").tokens[2] == "APPLE"
+    assert recased(TokenExample(["SOCCER", "-", "JAPAN"], [0, 0, 5], "conll"), "upper") is None
+    with pytest.raises(ValueError):
+        recased(ex, "lower")
+
+
+def test_case_augmentation_adds_to_train_only(tmp_path):
+    from inference.training.recipe import TrainConfig, load_splits
+
+    plain = load_splits(TrainConfig(tasks=("ner",), ner_sources=("conll",)))["ner"]
+    augmented = load_splits(TrainConfig(tasks=("ner",), ner_sources=("conll",), ner_case_augment=0.3))["ner"]
+    assert augmented[1] == plain[1]
+    extra = augmented[0][len(plain[0]):]
+    assert augmented[0][: len(plain[0])] == plain[0]
+    assert 0.15 * len(plain[0]) < len(extra) < 0.3 * len(plain[0])  # some sentences have no lower-case word
+    originals: dict[tuple[str, ...], set[tuple[int, ...]]] = {}
+    for e in plain[0]:
+        originals.setdefault(tuple(t.lower() for t in e.tokens), set()).add(tuple(e.tags))
+    assert all(tuple(e.tags) in originals[tuple(t.lower() for t in e.tokens)] for e in extra)
+    assert sum(any(t.isupper() and len(t) > 1 for t in e.tokens) for e in extra) > 0.1 * len(extra)
+
+
+def test_capitalised_common_words_become_partial_negatives():
+    from inference.training.data import UNLABELLED, capitalised_negatives, common_words
+
+    news = [TokenExample(["Quarterly", "results", "of", "Apple", "beat"], [0, 0, 0, 3, 0], "conll")] * 25 + [
+        TokenExample(["apple", "results", "pie"], [0, 0, 0], "conll")] * 5
+    common = common_words(news)
+    assert "results" in common and "beat" in common
+    assert "apple" not in common  # a name 25 times in 30
+    [neg] = capitalised_negatives(["Apple Reports Results, beat https://t.co/x", "nothing here"], common)
+    assert neg.tokens == ["Apple", "Reports", "Results,", "beat", "https://t.co/x"]
+    # "Results," is O (punctuation is not the word); "beat" is lower case: not a capitalised negative
+    assert neg.tags == [UNLABELLED, UNLABELLED, 0, UNLABELLED, UNLABELLED] and neg.source == "negatives"
+
+
+def test_unlabelled_words_add_no_loss():
+    from inference.labels import IGNORE_INDEX
+    from inference.tokenize import TextTokenizer, base_model_path
+    from inference.training.batches import token_labels
+    from inference.training.data import UNLABELLED
+
+    tok = TextTokenizer.from_dir(base_model_path())
+    ex = TokenExample(["Goldman", "Reports", "Earnings"], [UNLABELLED, 0, 0], "negatives")
+    batch = tok.encode_words([ex.tokens])
+    labels = token_labels(batch, [ex])[0]
+    words = batch.encodings[0].word_ids
+    assert all(labels[j] == IGNORE_INDEX for j, w in enumerate(words) if w in (None, 0))
+    assert all(labels[j] == NER_TAGS.index("O") for j, w in enumerate(words) if w in (1, 2))

@@ -209,3 +209,69 @@ def test_export_optimize_writes_the_int8_compute_graph(tiny_run, exported, tmp_p
     assert [p.model_version for p in fast] != [p.model_version for p in ref]
     for a, b in zip(fast, ref):
         assert abs(a.topic_probs[a.topic] - b.topic_probs.get(a.topic, 0.0)) < 0.1  # same model, int8 activations
+
+
+def _outputs(model: MultiTaskModel, texts: list[str]) -> list[np.ndarray]:
+    from inference.tokenize import TextTokenizer, base_model_path
+
+    return list(torch_runner(model.eval())(TextTokenizer.from_dir(base_model_path()).encode_texts(texts)))
+
+
+TEXTS = ["Tractor Supply Company Reports Record Second Quarter Results", "Fed's Powell sees rates higher for longer",
+         "$TSLA down 4% premarket after recall"]
+
+
+def test_token_branch_starts_as_the_shared_top_and_leaves_text_heads_alone():
+    """A fresh token branch computes what the shared top did; trained apart, it moves only the token logits."""
+    torch.manual_seed(1)
+    model = MultiTaskModel.tiny()
+    before = _outputs(model, TEXTS)
+    model.add_token_layers(1)
+    start = _outputs(model, TEXTS)
+    for a, b in zip(before, start, strict=True):
+        assert np.abs(a - b).max() < 1e-5
+    with torch.no_grad():
+        for p in model.token_layers.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    moved = _outputs(model, TEXTS)
+    assert np.array_equal(moved[0], before[0]) and np.array_equal(moved[1], before[1])
+    assert np.abs(moved[2] - before[2]).max() > 1e-3
+    with pytest.raises(ValueError):
+        model.add_token_layers(2)
+
+
+def test_refit_with_a_token_branch_trains_the_branch_not_the_encoder(tiny_run, tmp_path):
+    cfg = TrainConfig(out_dir=tmp_path, tiny=True, init=tiny_run / "best", freeze_encoder=True, tasks=("ner",),
+                      token_layers=1, ner_case_augment=0.5, limit=64, epochs=1, batch_size=16, lr=1e-2, threads=1)
+    train(cfg)
+    before, after = MultiTaskModel.load(tiny_run / "best"), MultiTaskModel.load(tmp_path / "best")
+    assert len(after.token_layers) == 1
+    for name, p in after.state_dict().items():
+        if name in before.state_dict():
+            assert torch.equal(p, before.state_dict()[name]) != name.startswith("token_head"), name
+    top = dict(before.encoder.encoder.layer[-1].named_parameters())
+    trained = [n for n, p in after.token_layers[0].named_parameters() if not torch.equal(p, top[n])]
+    assert trained, "the token branch was not trained"
+
+
+def test_an_export_imports_back_as_the_same_model(tiny_run, tmp_path):
+    """finmon train --init VERSION_FOLDER: the torch model rebuilt from model.onnx computes what ONNX serves."""
+    from inference.training.export import import_export, load_model
+
+    model = MultiTaskModel.load(tiny_run / "best")
+    model.add_token_layers(1)
+    with torch.no_grad():
+        for p in model.token_layers.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    model.save(tmp_path / "ckpt", tiny_run / "best")
+    version = export(tmp_path / "ckpt", repo=tmp_path / "repo")
+    rebuilt = load_model(version)
+    assert len(rebuilt.token_layers) == 1
+    predictor = OnnxPredictor(version)
+    batch = predictor.tokenizer.encode_texts(TEXTS)
+    for served, torch_out in zip(predictor.run(batch), torch_runner(rebuilt)(batch), strict=True):
+        assert np.abs(served - torch_out).max() < 1e-4
+    with pytest.raises(ValueError, match="architecture"):  # a graph without the branch is not this model
+        meta = json.loads((version / "finmon.json").read_text())
+        (version / "finmon.json").write_text(json.dumps({**meta, "token_layers": 0}))
+        import_export(version)

@@ -121,3 +121,48 @@ def test_an_abbreviation_split_by_the_token_head_is_one_span_again():
                    (plain, plain + 2, "LOC", "US")]
     mixed = [EntitySpan(us, us + 1, "LOC", "U"), EntitySpan(us + 2, us + 3, "ORG", "S")]  # two labels: as they are
     assert join_abbreviations(text, mixed) == mixed
+
+
+def test_an_inside_tag_of_another_type_continues_the_span_and_the_mass_decides_the_type(tokenizer):
+    text = "Stocks slide as Wall Street waits and Joe Biden Jr speaks"
+    enc = tokenizer.encode_texts([text]).encodings[0]
+    starts = {a: w for (a, _), w in zip(enc.offsets, enc.word_ids, strict=True) if w is not None}
+    probs = np.zeros((len(enc.ids), len(NER_TAGS)))
+    probs[:, NER_TAGS.index("O")] = 1.0
+
+    def tag(word: str, dist: dict[str, float]) -> None:
+        for j, w in enumerate(enc.word_ids):  # every piece of the word
+            if w == starts[text.index(word)]:
+                probs[j] = 0.0
+                for t, p in dist.items():
+                    probs[j, NER_TAGS.index(t)] = p
+
+    tag("Wall", {"B-ORG": 0.5, "B-LOC": 0.4, "O": 0.1})        # argmax ORG ...
+    tag("Street", {"I-LOC": 0.9, "I-ORG": 0.05, "O": 0.05})     # ... but the name as a whole is a place
+    tag("Joe", {"B-PER": 0.9, "O": 0.1})
+    tag("Biden", {"B-PER": 0.6, "I-PER": 0.3, "O": 0.1})        # a B starts a new name
+    tag("Jr", {"I-PER": 0.8, "O": 0.2})
+    got = [(s.text, s.label) for s in entity_spans(text, enc, probs)]
+    assert got == [("Wall Street", "LOC"), ("Joe", "PER"), ("Biden Jr", "PER")]
+
+
+def test_an_abbreviation_without_its_last_dot_is_joined_too():
+    from inference.decoding.decode import join_abbreviations
+    from inference.decoding.prediction import EntitySpan
+
+    text = "U.S INITIAL JOBLESS CLAIMS; e.g. U.S.A. data"
+    usa = text.index("U.S.A.")
+    spans = [EntitySpan(0, 1, "LOC", "U"), EntitySpan(2, 3, "LOC", "S"), EntitySpan(usa, usa + 1, "LOC", "U")]
+    got = [(s.text, s.label) for s in join_abbreviations(text, spans)]
+    assert got == [("U.S", "LOC"), ("U.S.A.", "LOC")]
+
+
+def test_symbols_at_a_spans_edge_are_trimmed():
+    from inference.decoding.decode import plausible
+    from inference.decoding.prediction import EntitySpan
+
+    text = "⚡ Xi faces a dilemma; AT&T 📉 and Moody's. Mr. Trump"
+    spans = [EntitySpan(0, 4, "PER", "⚡ Xi"), EntitySpan(text.index("AT&T"), text.index("📉") + 1, "ORG", "AT&T 📉"),
+             EntitySpan(text.index("Moody"), text.index("Mr"), "ORG", "Moody's. "),
+             EntitySpan(text.index(". Trump"), len(text), "PER", ". Trump")]
+    assert [s.text for s in plausible(text, spans)] == ["Xi", "AT&T", "Moody's.", "Trump"]

@@ -159,8 +159,10 @@ def scores(version_dir: Path, options: dict, print_: dict, evaluate: Evaluator) 
 
 def record(version_dir: Path, metrics: dict[str, float], print_: dict) -> Path:
     path = version_dir / METRICS_FILE
-    path.write_text(json.dumps({"model_version": _model_version(version_dir), "evaluation": print_,
-                                "recorded": datetime.now(timezone.utc).isoformat(), "metrics": metrics}, indent=1))
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"model_version": _model_version(version_dir), "evaluation": print_,
+                               "recorded": datetime.now(timezone.utc).isoformat(), "metrics": metrics}, indent=1))
+    tmp.replace(path)  # atomic, and replaces a link instead of writing through it
     return path
 
 

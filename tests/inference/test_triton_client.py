@@ -105,6 +105,17 @@ def _counts(stats: dict) -> tuple[int, int, dict[int, int]]:
     return int(model.get("inference_count", 0)), int(model.get("execution_count", 0)), sizes
 
 
+async def _counts_after(predictor, before: tuple[int, int, dict[int, int]], inferences: int):
+    """Statistics once Triton has recorded ``inferences`` more (it records an execution after its responses went
+    out, so a client can see its results a moment before the counts): polled, at most 10 s."""
+    for _ in range(100):
+        after = _counts(await predictor.statistics())
+        if after[0] - before[0] >= inferences:
+            break
+        await asyncio.sleep(0.1)
+    return after
+
+
 def _new_batch_sizes(before: dict[int, int], after: dict[int, int]) -> set[int]:
     return {size for size, n in after.items() if n > before.get(size, 0)}
 
@@ -115,7 +126,7 @@ async def test_concurrent_single_text_requests_are_batched_by_the_server(connect
     before = _counts(await predictor.statistics())
     texts = [f"Shares of company {i} rose after earnings" for i in range(48)]
     results = await asyncio.gather(*(predictor.apredict([t]) for t in texts))
-    after = _counts(await predictor.statistics())
+    after = await _counts_after(predictor, before, 48)
     assert len(results) == 48 and predictor.requests_sent == 48
     inferences, executions = after[0] - before[0], after[1] - before[1]
     assert inferences == 48
@@ -127,7 +138,7 @@ async def test_concurrent_callers_are_batched_by_the_client(connect) -> None:
     predictor = connect(max_batch=16, max_delay_ms=50, max_in_flight=2)
     before = _counts(await predictor.statistics())
     results = await asyncio.gather(*(predictor.apredict([f"Gold {i} up", f"Oil {i} down"]) for i in range(24)))
-    after = _counts(await predictor.statistics())
+    after = await _counts_after(predictor, before, 48)
     assert [len(r) for r in results] == [2] * 24
     assert predictor.requests_sent <= 6  # 48 texts in batches of <= 16 (plus a partial one or two)
     assert after[0] - before[0] == 48 and after[1] - before[1] <= predictor.requests_sent

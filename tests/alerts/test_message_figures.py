@@ -73,3 +73,31 @@ def test_a_surge_mostly_made_of_one_story_copied_30_times_says_so(store: Store) 
     assert event.stats["negative_documents"] >= event.stats["negatives"] + 29  # documents vs stories
     text = compose([(event, evidence)]).text
     assert "Mostly one story: copied 30 times by 12 outlets" in text and wire in text
+
+
+def test_an_alert_names_each_entity_once_under_its_graph_name(store: Store) -> None:
+    """Issue 11: "Wells" in one headline and "WELLS FARGO" in another are one entity, Wells Fargo, in the message."""
+    from dataclasses import replace
+
+    burst = []
+    for i in range(19):
+        surface = "Wells" if i % 2 else "WELLS FARGO"
+        doc = enriched(f"wfc-{i}", BURST + timedelta(minutes=i * 1.5), topic="Macro", sentiment="negative",
+                       text=f"{surface} fined again {i}: regulator {i * 7} cites accounts", entities=((surface, "ORG", "WFC"),))
+        spans = [replace(s, entity_id="WFC", name="Wells Fargo", sector="Financials") for s in doc.prediction.entities]
+        burst.append(doc.model_copy(update={"prediction": replace(doc.prediction, entities=spans)}))
+    store.write_batch(_background(BURST + timedelta(hours=1)) + burst)
+    events = run_once(store, DAY1 + timedelta(days=1), BURST + timedelta(hours=1), settings=alerts_settings())
+    event = next(e for e in events if e.status == FIRING and e.subject.name == "Macro")
+    evidence = source.evidence(store, event)
+    assert evidence.entities[0] == ("Wells Fargo", _negatives_mentioning(store, event))
+    assert [name for name, _ in evidence.entities].count("Wells Fargo") == 1
+    assert not any(name in ("Wells", "WELLS FARGO") for name, _ in evidence.entities)
+
+
+def _negatives_mentioning(store: Store, event) -> int:
+    minutes = int(event.stats["window_minutes"])
+    rows = store.query(f"SELECT count() AS n FROM {PREDICTIONS} FINAL WHERE sentiment = 'negative' AND doc_id LIKE "
+                       "'wfc-%' AND published_at >= {a:DateTime64(3, 'UTC')} AND published_at < {b:DateTime64(3, 'UTC')}",
+                       {"a": event.at - timedelta(minutes=minutes), "b": event.at})
+    return int(rows[0]["n"])

@@ -45,10 +45,20 @@ def bundled_tritonserver() -> Path:
     return root
 
 
+def _spaced(path: Path) -> bool:
+    return any(c.isspace() for c in str(path))
+
+
 def prepare_backends(cache: Path = DEFAULT_HOME / "triton") -> Path:
-    """A backend directory whose Python backend has the stub built for the running Python version."""
+    """A backend directory whose Python backend has the stub built for the running Python version.
+
+    The Python backend starts its stub through an unquoted shell command, so the stub's path must not contain a
+    space: under a FINMON_HOME that has one, the copy goes to a per-user folder in the system temp directory.
+    """
     dist = bundled_tritonserver()
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    if _spaced(Path(cache).absolute()):
+        cache = Path(tempfile.gettempdir()) / f"finmon-triton-{os.getuid()}"
     backends = Path(cache) / f"backends-py{version}"
     target = backends / "python"
     target.mkdir(parents=True, exist_ok=True)
@@ -101,6 +111,9 @@ class TritonServer:
         return f"http://{HOST}:{self.metrics_port}/metrics"
 
     def command(self) -> list[str]:
+        if _spaced(self.repository.absolute()):  # the Python backend passes model paths through an unquoted shell
+            raise ConfigError(f"Triton cannot load models from a path with a space: {self.repository} "
+                              "(use --work-dir or a repository path without spaces)")
         return [
             str(bundled_tritonserver() / "bin" / "tritonserver"),
             f"--model-repository={self.repository}",

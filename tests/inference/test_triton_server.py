@@ -98,3 +98,20 @@ def test_cli_config_prints_the_generated_config(tmp_path: Path) -> None:
     config = read_config(out)
     assert config.backend == "onnxruntime"
     assert config.optimization.execution_accelerators.gpu_execution_accelerator[0].name == "tensorrt"
+
+
+def test_a_finmon_home_with_a_space_still_gets_a_launchable_backend(tmp_path: Path) -> None:
+    """Triton's Python backend starts its stub through an unquoted shell: its path may not contain a space."""
+    from inference.serving.triton_server import prepare_backends
+
+    backends = prepare_backends(tmp_path / "my home" / "triton")
+    assert not any(c.isspace() for c in str(backends))
+    assert os.access(backends / "python" / "triton_python_backend_stub", os.X_OK)
+    assert not (tmp_path / "my home").exists()
+
+
+def test_a_repository_path_with_a_space_is_refused_clearly(tmp_path: Path) -> None:
+    from inference.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="space"):
+        TritonServer(tmp_path / "my repo").command()

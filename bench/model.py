@@ -17,7 +17,6 @@ Variants run in interleaved rounds so the load of other processes hits them alik
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 import time
@@ -30,7 +29,7 @@ import onnxruntime as ort
 from bench.corpus import texts
 from bench.report import Report, cpu_seconds
 from inference.serving.optimize import HIDDEN_SIZE, fp32_math, optimize_onnx
-from inference.serving.triton_repository import GPU_REPOSITORY, latest_version
+from inference.serving.triton_repository import GPU_REPOSITORY, latest_version, version_metadata
 from inference.tensors import OUTPUTS
 from inference.tokenize import TextTokenizer
 
@@ -172,8 +171,7 @@ def run(docs: int = 1000, batch: int = 32, threads: int = 0, rounds: int = 3, sw
             sr = Runner(sized, len(corpus)).compare({int8_name: [(sessions[int8_name], outputs)]}, max(1, rounds - 1))
             sweep_rates[size] = sr[int8_name]
             report.add(f"{int8_name}, batch sweep", size, sr[int8_name][0], sr[int8_name][1], sr[int8_name][0] / base)
-    meta = json.loads((version.path / "finmon.json").read_text()) if (version.path / "finmon.json").is_file() else {}
-    flops = flops_per_doc(lengths, LAYERS + int(meta.get("token_layers", 0)))
+    flops = flops_per_doc(lengths, LAYERS + int(version_metadata(version.path).get("token_layers", 0)))
     peak = matmul_peak_gflops(threads)
     multi, serial = result[int8_name][0], result["3 single-task stand-ins, serial (int8)"][0]
     report.figures.update({
@@ -194,9 +192,8 @@ def run(docs: int = 1000, batch: int = 32, threads: int = 0, rounds: int = 3, sw
     return report
 
 
-def _version_name(version_dir: Path | None) -> str:
-    meta = Path(version_dir or ".") / "finmon.json"
-    return json.loads(meta.read_text())["model_version"] if meta.is_file() else str(version_dir)
+def _version_name(version_dir: Path) -> str:
+    return version_metadata(version_dir).get("model_version", str(version_dir))
 
 
 def main(args: argparse.Namespace) -> Report:

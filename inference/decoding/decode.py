@@ -22,7 +22,9 @@ _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 _TRIM = set(" \t\n,;:&-–—'\"()[]{}!?/|*#@")
 # a legal form alone ("Inc", "Corp.") is the tail of a name the head split, never a name itself
 _LEGAL_FORMS = frozenset({"inc", "corp", "corporation", "co", "company", "ltd", "llc", "plc", "lp", "ag", "nv"})
-_TYPES = tuple(dict.fromkeys(t[2:] for t in NER_TAGS if t != "O"))  # PER, ORG, LOC
+# (type, B index, I index): PER, ORG, LOC
+_TYPES = tuple((t, NER_TAGS.index(f"B-{t}"), NER_TAGS.index(f"I-{t}")) for t in dict.fromkeys(
+    tag[2:] for tag in NER_TAGS if tag != "O"))
 MAX_SPAN_CHARS = 256  # longer "entities" are artefacts (an [UNK] piece standing for a whole blob of characters)
 
 
@@ -56,7 +58,7 @@ def entity_spans(text: str, encoding: Encoding, tag_probs: np.ndarray) -> list[E
             i -= 1
         start, end = offsets[i][0], offsets[j][1]
         mass = tag_probs[i : j + 1].sum(0)
-        kind = max(_TYPES, key=lambda t: mass[NER_TAGS.index(f"B-{t}")] + mass[NER_TAGS.index(f"I-{t}")])
+        kind = max(_TYPES, key=lambda t: mass[t[1]] + mass[t[2]])[0]
         score = float(tag_probs[i : j + 1].max(-1).mean())
         if 0 < end - start <= MAX_SPAN_CHARS:
             spans.append(EntitySpan(start, end, kind, text[start:end], round(score, 6)))

@@ -37,15 +37,19 @@ class ExportedVersion:
     model_version: str  # finmon's version string (finmon.json), shown on every Prediction
 
 
+def version_metadata(version_dir: Path) -> dict:
+    """A version folder's ``finmon.json``, or {} when it has none."""
+    meta = Path(version_dir) / METADATA_FILE
+    return json.loads(meta.read_text()) if meta.is_file() else {}
+
+
 def exported_versions(repository: Path = GPU_REPOSITORY, name: str = MODEL_NAME) -> list[ExportedVersion]:
     """Version folders holding a model.onnx, oldest first."""
     model_dir = Path(repository) / name
     found = []
     for child in model_dir.iterdir() if model_dir.is_dir() else ():
         if child.name.isdigit() and (child / "model.onnx").is_file():
-            meta = child / METADATA_FILE
-            version = json.loads(meta.read_text())["model_version"] if meta.is_file() else ""
-            found.append(ExportedVersion(int(child.name), child, str(version)))
+            found.append(ExportedVersion(int(child.name), child, str(version_metadata(child).get("model_version", ""))))
     return sorted(found, key=lambda v: v.number)
 
 

@@ -28,7 +28,7 @@ from inference.training.model import MultiTaskModel
 from inference.tensors import INPUTS, MODEL_NAME, OUTPUTS
 from inference.tokenize import CASES, TOKENIZER_FILE, base_model_path
 from inference.serving.triton_config import gpu_config, write_config
-from inference.serving.triton_repository import GPU_REPOSITORY, METADATA_FILE
+from inference.serving.triton_repository import GPU_REPOSITORY, METADATA_FILE, version_metadata
 
 log = logging.getLogger(__name__)
 MIN_QUANT_SIZE = 4096  # smaller tensors (biases, LayerNorm) stay fp32
@@ -125,7 +125,7 @@ def import_export(version_dir: Path) -> MultiTaskModel:
     the graph uses them (the order of the forward pass), shape checked one by one.
     """
     version_dir = Path(version_dir)
-    meta = json.loads((version_dir / METADATA_FILE).read_text()) if (version_dir / METADATA_FILE).is_file() else {}
+    meta = version_metadata(version_dir)
     from transformers import BertConfig, BertModel
 
     if "encoder_config" in meta:

@@ -59,12 +59,17 @@ class TrainConfig:
     threads: int = 0
 
 
+def _topic_split(cfg: TrainConfig) -> tuple[list, list]:
+    d = Path(cfg.data_dir)
+    return D.split_dev(D.dedup(D.read_topic_csv(d / "twitter_financial_news_topic/topic_train.csv")),
+                       fraction=cfg.dev_fraction, seed=cfg.seed)
+
+
 def load_splits(cfg: TrainConfig) -> dict[str, tuple[list, list]]:
     """(train, dev) per task; near-duplicates removed from the text sets before a stratified split."""
     d, out = Path(cfg.data_dir), {}
     if "topic" in cfg.tasks:
-        out["topic"] = D.split_dev(D.dedup(D.read_topic_csv(d / "twitter_financial_news_topic/topic_train.csv")),
-                                   fraction=cfg.dev_fraction, seed=cfg.seed)
+        out["topic"] = _topic_split(cfg)
     if "sentiment" in cfg.tasks:
         train, dev = D.split_dev(D.dedup(D.read_sentiment_csv(d / "twitter_financial_news_sentiment/sent_train.csv")),
                                  fraction=cfg.dev_fraction, seed=cfg.seed)
@@ -92,8 +97,7 @@ def load_splits(cfg: TrainConfig) -> dict[str, tuple[list, list]]:
                    if rng.random() < cfg.ner_case_augment]
         extra = [e for e in recased if e is not None]
         if cfg.ner_negatives:  # topic TRAIN tweets only: no dev text of any task comes in
-            tweets, _ = D.split_dev(D.dedup(D.read_topic_csv(d / "twitter_financial_news_topic/topic_train.csv")),
-                                    fraction=cfg.dev_fraction, seed=cfg.seed)
+            tweets = out["topic"][0] if "topic" in out else _topic_split(cfg)[0]
             # the convention the entity types follow (CoNLL, FiNER-ORD): BTC also tags titles ("President") as names
             news = [e for e in train if e.source in ("conll", "finer")]
             extra += D.capitalised_negatives([e.text for e in tweets], D.common_words(news))

@@ -36,6 +36,7 @@ from prometheus_client import CollectorRegistry
 from bench.corpus import texts
 from bench.report import REPO, Report, cpu_seconds
 from inference.serving.predictor import OnnxPredictor
+from inference.settings import model_settings
 from inference.serving.triton_repository import latest_version
 from ingest.dedup import Deduplicator
 from ingest.metrics import IngestMetrics
@@ -154,7 +155,7 @@ def model_docs_per_s(predictor: OnnxPredictor, corpus: list[str], batch_size: in
 
 def run(docs: int, bootstrap: str | None, batch_size: int, repository: Path, latency_s: float) -> Report:
     version = latest_version(repository)
-    predictor = OnnxPredictor(version.path, batch_size=batch_size)
+    predictor = OnnxPredictor(version.path, batch_size=model_settings().batch_size)  # as load_predictor builds it
     corpus = texts(docs)
     report = Report("e2e", ["phase", "docs", "rate asked/s", "docs/s", "p50 s", "p99 s"])
     predictor.predict(corpus[:batch_size])

@@ -28,7 +28,7 @@ import onnxruntime as ort
 
 from bench.corpus import texts
 from bench.report import Report, cpu_seconds
-from inference.serving.optimize import HIDDEN_SIZE, fp32_math, optimize_onnx
+from inference.serving.optimize import HIDDEN_SIZE, fp32_math, is_int8_compute, optimize_onnx
 from inference.serving.triton_repository import GPU_REPOSITORY, latest_version, version_metadata
 from inference.tensors import OUTPUTS
 from inference.tokenize import TextTokenizer
@@ -87,9 +87,8 @@ def single_head(model: onnx.ModelProto, output: str) -> bytes:
 def variants(source: Path, work: Path, fuse: bool) -> dict[str, Path]:
     """The export as written today, and the optimised graph(s), as files in ``work``."""
     proto = onnx.load(str(source))
-    optimised = any(n.op_type == "MatMulInteger" for n in proto.graph.node)
     today, int8 = work / "today.onnx", work / "int8.onnx"
-    if optimised:  # the shipped file is already the optimised one: rebuild today's format from it
+    if is_int8_compute(proto):  # the shipped file is already the optimised one: rebuild today's format from it
         fp32_math(proto)
         onnx.save(proto, str(today))
         int8 = source

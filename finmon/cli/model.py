@@ -78,7 +78,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     x.add_argument("--version", type=int, default=None,
                    help="version number (default: the next free one; the others stay until `finmon model promote --prune`)")
     x.add_argument("--quantize", "--optimize", action="store_true",
-                   help="int8 compute: the graph of `finmon optimize` (dynamic int8 quantization of the MatMuls)")
+                   help="int8 compute: the graph of `finmon optimize` (int8 MatMuls, activations scaled per row)")
     x.add_argument("--keep-others", action="store_true", help="keep other version folders (default: one version at a time)")
     x.set_defaults(handler=_export)
 

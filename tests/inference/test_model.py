@@ -203,11 +203,11 @@ def test_soup_refuses_different_architectures(tiny_run, tmp_path):
 def test_export_optimize_writes_the_int8_compute_graph(tiny_run, exported, tmp_path):
     out = export(tiny_run / "best", repo=tmp_path, quantize=True)
     ops = [n.op_type for n in onnx.load(str(out / "model.onnx")).graph.node]
-    assert "MatMulInteger" in ops and json.loads((out / "finmon.json").read_text())["dynamic_quantization"]
+    assert "MatMulIntegerToFloat" in ops and json.loads((out / "finmon.json").read_text())["dynamic_quantization"]
     texts = ["Apple shares fell after the Fed spoke", "Gold rallies"]
     fast, ref = OnnxPredictor(out).predict(texts), OnnxPredictor(exported).predict(texts)
     assert [p.model_version for p in fast] != [p.model_version for p in ref]
-    for a, b in zip(fast, ref):
+    for a, b in zip(fast, ref, strict=True):
         assert abs(a.topic_probs[a.topic] - b.topic_probs.get(a.topic, 0.0)) < 0.1  # same model, int8 activations
 
 

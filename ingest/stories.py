@@ -69,6 +69,7 @@ class StoryGrouper:
         self._expiry: deque[tuple[datetime, str]] = deque()
         self._newest: datetime | None = None
         self._warm = lookup is None
+        self._empty: MinHash | None = None
 
     @property
     def indexed(self) -> int:
@@ -82,35 +83,43 @@ class StoryGrouper:
         out: dict[str, str] = {}
         for d in sorted(docs, key=lambda d: (d.doc.published_at, d.doc_id)):
             story = known.get(d.doc_id) or self._story.get(d.doc_id)
-            text = " ".join(filter(None, (d.doc.title, d.doc.text)))
+            indexed = d.doc_id in self._story
+            signature = None if indexed else self._signature(" ".join(filter(None, (d.doc.title, d.doc.text))))
             if story is None:
-                story = self._match(text) or new_story_id(d.doc_id)
-            self._index(d.doc_id, text, d.doc.published_at, story)
+                story = self._match(signature) or new_story_id(d.doc_id)
+            self._index(d.doc_id, signature, d.doc.published_at, story)
             out[d.doc_id] = story
         return [d.model_copy(update={"story_id": out[d.doc_id]}) for d in docs]
 
     # -- internals ------------------------------------------------------------------------------------------------
 
-    def _minhash(self, text: str) -> MinHash:
-        m = MinHash(num_perm=self._num_perm, seed=SEED)
-        m.update_batch([s.encode() for s in sorted(shingles(text))])
+    def _signature(self, text: str) -> MinHash | None:
+        """The text's MinHash (None for a text without words), computed once per document. Copied from one empty
+        MinHash: datasketch draws the permutations again for every MinHash built from a seed."""
+        grams = shingles(text)
+        if not grams:
+            return None
+        if self._empty is None:
+            self._empty = MinHash(num_perm=self._num_perm, seed=SEED)
+        m = self._empty.copy()
+        m.update_batch([s.encode() for s in sorted(grams)])
         return m
 
-    def _match(self, text: str) -> str | None:
-        if not shingles(text):
+    def _match(self, signature: MinHash | None) -> str | None:
+        if signature is None:
             return None
-        candidates = self._lsh.query(self._minhash(text))
+        candidates = self._lsh.query(signature)
         if not candidates:
             return None
         earliest = min(candidates, key=lambda key: self._order[key])
         return self._story[earliest]
 
-    def _index(self, doc_id: str, text: str, at: datetime, story: str) -> None:
+    def _index(self, doc_id: str, signature: MinHash | None, at: datetime, story: str) -> None:
         if doc_id in self._story:
             self._story[doc_id] = story
             return
-        if shingles(text):
-            self._lsh.insert(doc_id, self._minhash(text), check_duplication=False)
+        if signature is not None:
+            self._lsh.insert(doc_id, signature, check_duplication=False)
         self._story[doc_id], self._order[doc_id] = story, (at, doc_id)
         self._expiry.append((at, doc_id))
         self._newest = at if self._newest is None else max(self._newest, at)
@@ -143,8 +152,8 @@ class StoryGrouper:
             "- toIntervalSecond({window:UInt32}) ORDER BY published_at, doc_id LIMIT {limit:UInt32}",
             {"window": int(self._window.total_seconds()), "limit": self._max_entries})
         for r in rows:
-            self._index(r["doc_id"], " ".join(filter(None, (r["title"], r["text"]))), r["published_at"],
-                        r["story_id"])
+            self._index(r["doc_id"], self._signature(" ".join(filter(None, (r["title"], r["text"])))),
+                        r["published_at"], r["story_id"])
         self._warm = True
         if rows:
             log.info("story grouping: re-indexed %d stored documents", len(rows))

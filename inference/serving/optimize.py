@@ -8,9 +8,10 @@ expands ~20 M weights and multiplies in fp32. This step
 2. optionally runs onnxruntime's transformer fusions (``fuse=True``: SkipLayerNorm, BiasGelu; the attention of
    torch's SDPA export is not matched by them);
 3. quantizes the weight MatMuls to int8 compute with one activation scale per ROW (``quantize_rows``: int8
-   weights per output column as stored, uint8 activations scaled per token at run time, onnxruntime's
-   ``MatMulIntegerToFloat``, which uses VNNI / AVX-512 where the CPU has them), so that a text's outputs do not
-   depend on the other texts of its batch. MatMuls between two activations (attention scores) stay fp32;
+   weights per output column as stored, uint8 activations scaled per token at run time, GELU outputs shifted
+   onto all 256 steps, onnxruntime's ``MatMulIntegerToFloat``, which uses VNNI / AVX-512 where the CPU has
+   them), so that a text's outputs do not depend on the other texts of its batch. MatMuls between two
+   activations (attention scores) stay fp32;
 4. reads the int8 embedding tables row by row (``gather_before_dequantize``) instead of expanding them whole.
 
 The result is about as big as the export (int8 weights) and is measured by ``finmon bench model`` and
@@ -91,7 +92,13 @@ def quantize_rows(model: onnx.ModelProto, nodes: list[str]) -> int:
     ``q = round(x / s) + 128`` as uint8 (QuantizeLinear per row of the 2-D view). Each MatMul becomes onnxruntime's
     ``MatMulIntegerToFloat`` (u8 x s8 -> int32 -> x the weight's per-column scale, VNNI kernels) and a ``Mul`` by
     ``s``. A row's result depends only on that row: a text scores the same alone, padded, or in any batch, which
-    onnxruntime's own dynamic quantization (one scale over the whole batch) does not give. Returns how many."""
+    onnxruntime's own dynamic quantization (one scale over the whole batch) does not give. A GELU's output is never
+    below -0.17, so it is quantized as ``x + 0.17`` on all 256 steps (``s = max / 255``, zero point 0), and
+    ``0.17 * colsum(W)`` is subtracted after the MatMul (exact). Returns how many.
+
+    The row scales are NOT folded into ``MatMulIntegerToFloat``'s activation scale: its CPU kernel reads one
+    element of it (onnxruntime 1.32), which is also why the graph must not contain ``MatMulInteger -> Cast ->
+    Mul(row x column scales)``, a pattern onnxruntime fuses into that kernel, silently wrong."""
     graph = model.graph
     inits = {i.name: i for i in graph.initializer}
     producer = {o: n for n in graph.node for o in n.output}

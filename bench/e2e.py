@@ -1,6 +1,7 @@
 """`finmon bench e2e`: the real path, Kafka -> ingest worker -> ClickHouse, against the model alone.
 
-1. model: the in-process predictor on the same texts in the worker's batch size (``model_docs_per_s``);
+1. model: the in-process predictor (built as ``load_predictor`` builds it: model batches of
+   ``FINMON_MODEL_BATCH_SIZE``) on the same texts, in the worker's batches (``model_docs_per_s``);
 2. capacity: a backlog of ``--docs`` documents is produced first, then the worker (the production ``Worker``, in
    this process, on an embedded ClickHouse) drains it: ``pipeline_docs_per_s`` and ``fraction`` of the model's;
 3. latency: documents are produced at 50 % and 100 % of that capacity for a while; each one's produce -> queryable

@@ -34,7 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for readiness")
     s.set_defaults(handler=_serve)
 
-    r = tsub.add_parser("repo", help="assemble a servable CPU (Python backend) repository from an export")
+    r = tsub.add_parser("repo", help="assemble a servable repository from the exported one: CPU (Python backend, "
+                                     "the int8 graph) or GPU (onnxruntime backend, the same weights as one fp32 graph)")
+    r.add_argument("--kind", choices=("cpu", "gpu"), default="cpu")
     r.add_argument("--source", type=Path, default=GPU_REPOSITORY)
     r.add_argument("--out", type=Path, required=True)
     r.set_defaults(handler=_repo)
@@ -89,9 +91,10 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _repo(args: argparse.Namespace) -> int:
-    from inference.serving.triton_repository import assemble_cpu_repository
+    from inference.serving.triton_repository import assemble_cpu_repository, assemble_gpu_repository
 
-    print(assemble_cpu_repository(args.out, source=args.source))
+    assemble = assemble_gpu_repository if args.kind == "gpu" else assemble_cpu_repository
+    print(assemble(args.out, source=args.source))
     return 0
 
 

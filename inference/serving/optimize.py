@@ -364,6 +364,15 @@ def fp32_math(model: onnx.ModelProto) -> int:
     return rewritten
 
 
+def gpu_graph(model: onnx.ModelProto) -> int:
+    """The same weights as one plain fp32 graph, in place, for CUDA and TensorRT: the int8 ops of this module are
+    CPU kernels (the CUDA execution provider would hand them back to the CPU), and TensorRT reads Q/DQ pairs as
+    explicit int8. Returns how many int8 MatMuls were rebuilt."""
+    rewritten = fp32_math(model) if is_int8_compute(model) else 0
+    fold_weight_dequantize(model, None)
+    return rewritten
+
+
 def _drop_dead(graph: onnx.GraphProto, nodes: list[onnx.NodeProto]) -> None:
     """Keep the nodes (topologically sorted) and initializers the graph outputs need."""
     producer = {o: n for n in nodes for o in n.output}

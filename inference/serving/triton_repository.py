@@ -4,7 +4,9 @@
 ``<version>/model.onnx``, tokenizer files and ``finmon.json``). The bundled CPU tritonserver cannot run the
 onnxruntime backend, so :func:`assemble_cpu_repository` builds a second repository next to it: the committed
 Python-backend ``config.pbtxt`` (stamped with the exported ``model_version``) and, per version, ``model.py`` with a
-link to the SAME ``model.onnx``.
+link to the SAME ``model.onnx``. The committed graph computes in int8 on CPUs (``finmon optimize``); a GPU server
+is given :func:`assemble_gpu_repository`'s copy instead, the same weights as one fp32 graph (deploy/ does it at
+start-up).
 """
 
 from __future__ import annotations
@@ -83,3 +85,35 @@ def assemble_cpu_repository(out: Path, source: Path = GPU_REPOSITORY, template: 
     log.info("assembled CPU Triton repository %s (newest version %d, %s)", out, newest.number,
              newest.model_version or "no model_version")
     return out
+
+
+def assemble_gpu_repository(out: Path, source: Path = GPU_REPOSITORY, name: str = MODEL_NAME) -> Path:
+    """Write the repository for a GPU Triton into ``out``: the committed config.pbtxt and, for every version with
+    weights, its files with ``model.onnx`` rebuilt as one fp32 graph (``optimize.gpu_graph``; same model_version,
+    same weights; about 90 MB). Returns ``out``."""
+    import onnx
+
+    from inference.serving.optimize import gpu_graph
+
+    newest = latest_version(source, name)
+    target = Path(out) / name
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    shutil.copy2(Path(source) / name / "config.pbtxt", target / "config.pbtxt")
+    for version in exported_versions(source, name):
+        if not (version.path / "model.onnx").is_file():
+            continue
+        vdir = target / str(version.number)
+        vdir.mkdir()
+        for f in version.path.iterdir():
+            if f.is_file() and f.name != "model.onnx":
+                shutil.copy2(f, vdir / f.name)
+        model = onnx.load(str(version.path / "model.onnx"))
+        rebuilt = gpu_graph(model)
+        onnx.save(model, str(vdir / "model.onnx"))
+        log.info("GPU repository %s: version %d as one fp32 graph (%d int8 MatMuls rebuilt)", out, version.number,
+                 rebuilt)
+    log.info("assembled GPU Triton repository %s (newest version %d, %s)", out, newest.number,
+             newest.model_version or "no model_version")
+    return Path(out)

@@ -92,13 +92,19 @@ def test_whoever_is_waited_for_has_a_health_check(services: dict[str, Any]) -> N
     assert waited >= 10
 
 
-def test_triton_gets_a_gpu_and_the_model_repository(services: dict[str, Any]) -> None:
-    triton = services["triton"]
+def test_triton_gets_a_gpu_and_the_gpu_copy_of_the_model_repository(services: dict[str, Any],
+                                                                   finmon_parser: Any) -> None:
+    triton, writer = services["triton"], services["triton-repository"]
     devices = triton["deploy"]["resources"]["reservations"]["devices"]
     assert any("gpu" in d["capabilities"] for d in devices)
-    source, target = triton["volumes"][0].split(":")[:2]
+    volume, target = triton["volumes"][0].split(":")[:2]
     assert f"--model-repository={target}" in triton["command"]
-    config = DEPLOY / source / MODEL_NAME / "config.pbtxt"
+    assert triton["depends_on"]["triton-repository"]["condition"] == "service_completed_successfully"
+    args = finmon_parser.parse_args(writer["command"])
+    assert args.kind == "gpu" and str(args.source) == "/app/models/triton"  # where deploy/Dockerfile puts it
+    assert f"{volume}:{args.out}" in writer["volumes"]
+    assert "RUN mkdir /models && chown finmon /models" in (DEPLOY / "Dockerfile").read_text()
+    config = REPO / "models" / "triton" / MODEL_NAME / "config.pbtxt"
     assert re.search(rf'^name: "{MODEL_NAME}"', config.read_text(), re.M), config
     assert "onnxruntime" in config.read_text()
 

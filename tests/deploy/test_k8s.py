@@ -88,7 +88,7 @@ def test_probes_and_services_use_declared_ports(docs: list[dict[str, Any]]) -> N
         assert {p.get("targetPort", p["port"]) for p in svc["spec"]["ports"]} <= ports, name
 
 
-def test_triton_requests_a_gpu_and_gets_the_model_repository(docs: list[dict[str, Any]]) -> None:
+def test_triton_requests_a_gpu_and_gets_the_model_repository(docs: list[dict[str, Any]], finmon_parser: Any) -> None:
     triton = _kind(docs, "Deployment")["triton"]
     container = _pod(triton)["containers"][0]
     assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
@@ -96,7 +96,9 @@ def test_triton_requests_a_gpu_and_gets_the_model_repository(docs: list[dict[str
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     assert f"--model-repository={mounts['models']}" in container["args"]
     init = _pod(triton)["initContainers"][0]
-    assert "/app/models/triton" in " ".join(init["command"])  # where deploy/Dockerfile puts models/triton
+    args = finmon_parser.parse_args(init["args"])  # the GPU copy of the repository: the same weights, fp32
+    assert args.kind == "gpu" and str(args.source) == "/app/models/triton"  # where deploy/Dockerfile puts it
+    assert {m["mountPath"] for m in init["volumeMounts"] if m["name"] == "models"} == {str(args.out)}
     assert "COPY models ./models" in (DEPLOY / "Dockerfile").read_text() and "WORKDIR /app" in \
         (DEPLOY / "Dockerfile").read_text()
 

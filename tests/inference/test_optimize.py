@@ -211,22 +211,29 @@ def test_shipped_model_scores_a_text_alike_in_any_batch_and_its_version_is_serve
         np.testing.assert_allclose(b[:1, :length] if b.ndim == 3 else b[:1], a, rtol=0, atol=1e-5)
 
 
-def test_gpu_rebuild_of_the_shipped_model_keeps_its_labels() -> None:
-    """scripts/gpu-check runs the shipped int8 weights as one fp32 graph (the int8 ops are CPU kernels): no int8
-    op may stay in it, and on the CPU it must give the shipped graph's labels."""
+def test_gpu_repository_serves_the_shipped_weights_as_one_fp32_graph(tmp_path: Path) -> None:
+    """`finmon triton repo --kind gpu` (deploy/ runs it; scripts/gpu-check checks the same graph): the int8 ops are
+    CPU kernels, so none may stay in the GPU copy, which must give the shipped graph's labels under the same
+    model_version and config."""
     from bench.corpus import texts
-    from inference.serving.triton_repository import GPU_REPOSITORY, latest_version
+    from inference.serving.triton_config import VERSION_PARAMETER, read_config
+    from inference.serving.triton_repository import GPU_REPOSITORY, assemble_gpu_repository, latest_version
     from inference.tokenize import TextTokenizer
 
-    shipped = latest_version(GPU_REPOSITORY).path
-    proto = onnx.load(str(shipped / "model.onnx"))
-    assert fp32_math(proto) > 0
-    fold_weight_dequantize(proto, None)
+    shipped = latest_version(GPU_REPOSITORY)
+    out = assemble_gpu_repository(tmp_path / "gpu")
+    served = out / "finmon_mtl"
+    assert sorted(p.name for p in served.iterdir()) == sorted(["config.pbtxt", str(shipped.number)])  # no weightless folders
+    config = read_config(served / "config.pbtxt")
+    assert config.backend == "onnxruntime" and config.parameters[VERSION_PARAMETER].string_value == shipped.model_version
+    gpu_dir = served / str(shipped.number)
+    assert json.loads((gpu_dir / "finmon.json").read_text())["model_version"] == shipped.model_version
+    proto = onnx.load(str(gpu_dir / "model.onnx"))
     assert not {"MatMulIntegerToFloat", "QuantizeLinear", "DequantizeLinear"} & set(_ops(proto))
-    rebuilt = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
-    served = ort.InferenceSession(str(shipped / "model.onnx"), providers=["CPUExecutionProvider"])
-    feeds = TextTokenizer.from_dir(shipped, 128).encode_texts(texts(64)).arrays()
-    a, b = rebuilt.run(None, feeds), served.run(None, feeds)
+    rebuilt = ort.InferenceSession(str(gpu_dir / "model.onnx"), providers=["CPUExecutionProvider"])
+    served_cpu = ort.InferenceSession(str(shipped.path / "model.onnx"), providers=["CPUExecutionProvider"])
+    feeds = TextTokenizer.from_dir(gpu_dir, 128).encode_texts(texts(64)).arrays()
+    a, b = rebuilt.run(None, feeds), served_cpu.run(None, feeds)
     mask = feeds["attention_mask"].astype(bool)
     assert np.mean(a[0].argmax(1) == b[0].argmax(1)) >= 0.97
     assert np.mean(a[1].argmax(1) == b[1].argmax(1)) >= 0.97

@@ -144,7 +144,7 @@ def quantize_rows(model: onnx.ModelProto, nodes: list[str]) -> int:
                     helper.make_node("Reshape", [a + "_q2", a + "_shape"], [a + "_q"])]
             quantized[x] = (a + "_q", a + "_s", shifted)
         q, s, shifted = quantized[x]
-        wq, ws = _per_column(w)
+        wq, ws = int8_per_channel(w, axis=1)  # per output column
         b = node.name or node.output[0]
         added += [numpy_helper.from_array(wq, b + "_wq"), numpy_helper.from_array(ws, b + "_ws"),
                   numpy_helper.from_array(np.zeros(wq.shape[1], np.int8), b + "_wzp")]
@@ -187,11 +187,23 @@ def _reduce(op: str, x: str, y: str, opset: int) -> onnx.NodeProto:
     return helper.make_node(op, [x], [y], axes=[-1], keepdims=1)
 
 
-def _per_column(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetric int8 per output column (exact for weights the export stored that way)."""
-    scale = (np.abs(w).max(axis=0) / np.float32(127.0)).astype(np.float32)
-    scale[scale == 0] = 1.0
-    return np.clip(np.rint(w / scale), -127, 127).astype(np.int8), scale
+def int8_per_channel(w: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric int8 with one scale per index of ``axis`` (max |w| / 127): the rounding ``finmon export`` stores
+    and ``quantize_rows`` computes with (exact again for weights stored that way). Returns (int8, 1-D scales)."""
+    reduce = tuple(i for i in range(w.ndim) if i != axis)
+    scale = np.abs(w).max(axis=reduce, keepdims=True).astype(np.float32) / np.float32(127.0)
+    scale[scale == 0] = np.float32(1.0)
+    q = np.clip(np.rint(w / scale), -127, 127).astype(np.int8)
+    return q, scale.reshape(-1)
+
+
+def _readers(graph: onnx.GraphProto) -> dict[str, list[onnx.NodeProto]]:
+    """The nodes that read each tensor name."""
+    readers: dict[str, list[onnx.NodeProto]] = collections.defaultdict(list)
+    for node in graph.node:
+        for name in node.input:
+            readers[name].append(node)
+    return readers
 
 
 def gather_before_dequantize(model: onnx.ModelProto) -> int:
@@ -202,10 +214,7 @@ def gather_before_dequantize(model: onnx.ModelProto) -> int:
     how many tables."""
     graph = model.graph
     inits = {i.name: i for i in graph.initializer}
-    readers: dict[str, list[onnx.NodeProto]] = collections.defaultdict(list)
-    for node in graph.node:
-        for name in node.input:
-            readers[name].append(node)
+    readers = _readers(graph)
     rewritten: dict[str, list[onnx.NodeProto]] = {}
     drop: set[int] = set()
     tables = 0
@@ -333,10 +342,7 @@ def fp32_math(model: onnx.ModelProto) -> int:
     graph = model.graph
     inits = {i.name: i for i in graph.initializer}
     producer = {o: n for n in graph.node for o in n.output}
-    readers: dict[str, list[onnx.NodeProto]] = collections.defaultdict(list)
-    for node in graph.node:
-        for name in node.input:
-            readers[name].append(node)
+    readers = _readers(graph)
     new_nodes, rewritten = [], 0
     for node in graph.node:
         if node.op_type == "MatMulIntegerToFloat" and node.input[1] in inits:

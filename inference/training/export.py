@@ -27,6 +27,7 @@ from inference.labels import ENTITY_TYPES, NER_TAGS, SENTIMENTS, TOPICS
 from inference.training.model import MultiTaskModel
 from inference.tensors import INPUTS, MODEL_NAME, OUTPUTS
 from inference.tokenize import CASES, TOKENIZER_FILE, base_model_path
+from inference.serving.optimize import int8_per_channel
 from inference.serving.triton_config import gpu_config, write_config
 from inference.serving.triton_repository import GPU_REPOSITORY, METADATA_FILE, version_metadata
 
@@ -34,20 +35,12 @@ log = logging.getLogger(__name__)
 MIN_QUANT_SIZE = 4096  # smaller tensors (biases, LayerNorm) stay fp32
 
 
-def _per_channel(w: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
-    reduce = tuple(i for i in range(w.ndim) if i != axis)
-    scale = np.abs(w).max(axis=reduce, keepdims=True).astype(np.float32) / np.float32(127.0)
-    scale[scale == 0] = np.float32(1.0)
-    q = np.clip(np.rint(w / scale), -127, 127).astype(np.int8)
-    return q, scale.reshape(-1)
-
-
 def round_weights(model: MultiTaskModel) -> MultiTaskModel:
     """Replace every 2-D weight by its int8 per-row reconstruction (in place); returns the model."""
     with torch.no_grad():
         for p in model.parameters():
             if p.ndim == 2 and p.numel() >= MIN_QUANT_SIZE:
-                q, scale = _per_channel(p.numpy(), axis=0)
+                q, scale = int8_per_channel(p.numpy(), axis=0)
                 p.copy_(torch.from_numpy(q.astype(np.float32) * scale[:, None]))
     return model
 
@@ -62,7 +55,7 @@ def _store_int8(graph: onnx.GraphProto) -> None:
             continue
         best = None
         for axis in (0, 1):
-            q, scale = _per_channel(w, axis)
+            q, scale = int8_per_channel(w, axis)
             shape = [-1, 1] if axis == 0 else [1, -1]
             err = float(np.abs(q.astype(np.float32) * scale.reshape(shape) - w).max())
             if best is None or err < best[0]:

@@ -13,13 +13,17 @@ import tomllib
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from inference.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# Span scores a learned entity needs to be kept: calibrated for the served model on the hand-checked tweet spans
+# (MODEL_CARD.md, "Calibrated span scores"); a span the knowledge graph knows needs less evidence from the head.
+ENTITY_MIN_SCORE = 0.85
+LINKED_ENTITY_MIN_SCORE = 0.5
 DEFAULT_HOME = Path(os.environ.get("FINMON_HOME", Path.home() / ".cache" / "finmon"))
 
 
@@ -111,6 +115,12 @@ class ModelSettings(StageSettings):
     max_length: int = 128
     batch_size: int = 32
     threads: int = 0  # onnxruntime intra-op threads; 0 lets onnxruntime decide
+    entity_min_score: float = Field(ENTITY_MIN_SCORE, ge=0.0, le=1.0)  # an unlinked learned span below it is dropped
+    linked_entity_min_score: float = Field(LINKED_ENTITY_MIN_SCORE, ge=0.0, le=1.0)  # the same, linked to a graph node
+
+    @property
+    def min_scores(self) -> tuple[float, float]:
+        return self.entity_min_score, self.linked_entity_min_score
 
 
 def model_settings(**overrides: Any) -> ModelSettings:

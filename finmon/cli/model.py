@@ -56,6 +56,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also train TF-IDF + logistic regression on the recipe's train split and score it beside the model")
     e.add_argument("--per-class", action="store_true", help="also report F1 per topic / sentiment class")
     e.add_argument("--spans", type=Path, help="hand-checked span file (eval/tweet_spans.jsonl): span precision")
+    e.add_argument("--span-curve", action="store_true",
+                   help="with --spans: span precision and the NER files' decoded entity F1 at several span-score bars")
     e.add_argument("--json", type=Path, help="also write the metrics as JSON")
     e.set_defaults(handler=_eval)
 
@@ -156,7 +158,7 @@ def _eval(args: argparse.Namespace) -> int:
 
     result = evaluate_files(model=args.model, topic_csv=args.topic_csv, sentiment_csv=args.sentiment_csv,
                             finer_csv=args.finer_csv, conll=args.conll, dev=args.dev, baselines=args.baselines,
-                            per_class=args.per_class, spans=args.spans)
+                            per_class=args.per_class, spans=args.spans, curve=args.span_curve)
     print(format_table(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))

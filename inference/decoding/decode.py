@@ -11,20 +11,23 @@ import numpy as np
 from tokenizers import Encoding
 
 from inference.errors import InferenceError, ModelUnavailable
-from inference.linking.linker import default_linker
+from inference.linking.graph import Node
+from inference.linking.linker import default_linker, linked
 from inference.labels import NER_TAGS, SENTIMENTS, TOPICS
 from inference.decoding.prediction import EntitySpan, Prediction
 from inference.decoding.tickers import find_tickers, merge
+from inference.settings import ENTITY_MIN_SCORE, LINKED_ENTITY_MIN_SCORE
 from inference.tokenize import Batch
 
 
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
-_TRIM = set(" \t\n,;:&-–—'\"()[]{}!?/|*#@")
+_TRIM = set(" \t\n,;:&-–—'\"‘’“”()[]{}!?/|*#@")
 # a legal form alone ("Inc", "Corp.") is the tail of a name the head split, never a name itself
 _LEGAL_FORMS = frozenset({"inc", "corp", "corporation", "co", "company", "ltd", "llc", "plc", "lp", "ag", "nv"})
 # (type, B index, I index): PER, ORG, LOC
 _TYPES = tuple((t, NER_TAGS.index(f"B-{t}"), NER_TAGS.index(f"I-{t}")) for t in dict.fromkeys(
     tag[2:] for tag in NER_TAGS if tag != "O"))
+_INSIDE = [k for k, tag in enumerate(NER_TAGS) if tag.startswith("I-")]
 MAX_SPAN_CHARS = 256  # longer "entities" are artefacts (an [UNK] piece standing for a whole blob of characters)
 
 
@@ -60,6 +63,8 @@ def entity_spans(text: str, encoding: Encoding, tag_probs: np.ndarray) -> list[E
         mass = tag_probs[i : j + 1].sum(0)
         kind = max(_TYPES, key=lambda t: mass[t[1]] + mass[t[2]])[0]
         score = float(tag_probs[i : j + 1].max(-1).mean())
+        if j + 1 < n and words[j + 1] is not None:  # and how sure the head is that the name ends here
+            score *= 1.0 - float(tag_probs[j + 1, _INSIDE].sum())
         if 0 < end - start <= MAX_SPAN_CHARS:
             spans.append(EntitySpan(start, end, kind, text[start:end], round(score, 6)))
         i = j + 1
@@ -127,6 +132,17 @@ def join_abbreviations(text: str, spans: list[EntitySpan]) -> list[EntitySpan]:
     return sorted(spans + out, key=lambda s: (s.start, s.end))
 
 
+def confident(span: EntitySpan, node: Node | None, min_score: float, linked_min_score: float) -> bool:
+    """Keep a learned span only when the head is sure enough of it; a rule-made TICKER span is always kept.
+
+    A span the knowledge graph knows (``node``) is evidence in itself that the words are a name, so it needs a
+    lower score than one the graph does not know ("Hedge Funds", "Lessor"). The span score is the mean top tag
+    probability of its pieces times the probability that the next piece does not continue it (entity_spans):
+    on the hand-checked tweets it ranks right spans above wrong ones better than the mean alone (MODEL_CARD.md).
+    """
+    return span.label == "TICKER" or span.score >= (min_score if node is None else linked_min_score)
+
+
 def decode(
     texts: Sequence[str],
     batch: Batch,
@@ -134,6 +150,8 @@ def decode(
     sentiment_logits: np.ndarray,
     token_logits: np.ndarray,
     model_version: str,
+    min_score: float = ENTITY_MIN_SCORE,
+    linked_min_score: float = LINKED_ENTITY_MIN_SCORE,
 ) -> list[Prediction]:
     check_outputs(len(texts), batch.input_ids.shape[1], topic_logits, sentiment_logits, token_logits)
     topic_p, sent_p = softmax(topic_logits.astype(np.float64)), softmax(sentiment_logits.astype(np.float64))
@@ -144,6 +162,9 @@ def decode(
         t, s = int(topic_p[k].argmax()), int(sent_p[k].argmax())
         learned = join_abbreviations(text, entity_spans(text, batch.encodings[k], tok_p[k]))
         entities = merge(plausible(text, learned), find_tickers(text))
+        nodes = linker.resolve(entities, TOPICS[t]) if linker else [None] * len(entities)
+        entities = [linked(s, n) for s, n in zip(entities, nodes, strict=True)
+                    if confident(s, n, min_score, linked_min_score)]
         out.append(
             Prediction(
                 topic=TOPICS[t],
@@ -151,7 +172,7 @@ def decode(
                 sentiment=SENTIMENTS[s],
                 sentiment_score=float(sent_p[k, s]),
                 sentiment_probs={name: float(p) for name, p in zip(SENTIMENTS, sent_p[k])},
-                entities=linker.link(entities, TOPICS[t]) if linker else entities,
+                entities=entities,
                 model_version=model_version,
                 truncated=batch.truncated[k],
             )

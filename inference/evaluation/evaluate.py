@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from inference.training.data import TextExample, TokenExample
-from inference.labels import NER_TAGS
+from inference.labels import LEARNED_ENTITY_TYPES, NER_TAGS
 from inference.tokenize import Batch, TextTokenizer
 
 if TYPE_CHECKING:
+    from inference.serving.predictor import OnnxPredictor
     from inference.training.recipe import TrainConfig
 
 Runner = Callable[[Batch], tuple[np.ndarray, np.ndarray, np.ndarray]]
@@ -101,9 +102,13 @@ def entity_metrics(gold: list[list[str]], pred: list[list[str]]) -> dict[str, fl
     for g, p in zip(gold, pred, strict=True):
         ge, pe = entities(g), entities(p)
         tp, n_gold, n_pred = tp + len(ge & pe), n_gold + len(ge), n_pred + len(pe)
+    return _micro(tp, n_gold, n_pred, len(gold))
+
+
+def _micro(tp: int, n_gold: int, n_pred: int, n: int) -> dict[str, float]:
     precision, recall = (tp / n_pred if n_pred else 0.0), (tp / n_gold if n_gold else 0.0)
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"precision": precision, "recall": recall, "f1": f1, "n": len(gold)}
+    return {"precision": precision, "recall": recall, "f1": f1, "n": n}
 
 
 def evaluate_text(runner: Runner, tokenizer: TextTokenizer, examples: Sequence[TextExample], head: str,
@@ -118,16 +123,61 @@ def evaluate_ner(runner: Runner, tokenizer: TextTokenizer, examples: Sequence[To
     return entity_metrics(gold, pred)
 
 
+def decoded_entity_metrics(predictor: "OnnxPredictor", examples: Sequence[TokenExample]) -> dict[str, float]:
+    """Entity precision, recall and F1 of the spans the monitor stores: the full decoder (whole words, trimming,
+    abbreviations, the span-score bars) on each sentence read as its words joined by one space, against the gold
+    entities as character spans. ``evaluate_ner`` scores the token head's word tags alone, before any of that."""
+    texts, gold = [], []
+    for e in examples:
+        starts, pos = [], 0
+        for w in e.tokens:
+            starts.append(pos)
+            pos += len(w) + 1
+        texts.append(" ".join(e.tokens))
+        gold.append({(starts[a], starts[b - 1] + len(e.tokens[b - 1]), kind)
+                     for kind, a, b in entities([NER_TAGS[t] for t in e.tags])})
+    tp = n_gold = n_pred = 0
+    for g, p in zip(gold, predictor.predict(texts), strict=True):
+        found = {(s.start, s.end, s.label) for s in p.entities if s.label in LEARNED_ENTITY_TYPES}
+        tp, n_gold, n_pred = tp + len(g & found), n_gold + len(g), n_pred + len(found)
+    return _micro(tp, n_gold, n_pred, len(examples))
+
+
+# (unlinked, linked) span-score bars that --span-curve compares; (0, 0) keeps every span the decoder finds
+SPAN_BARS = ((0.0, 0.0), (0.6, 0.5), (0.7, 0.5), (0.8, 0.5), (0.85, 0.5), (0.85, 0.7), (0.9, 0.5), (0.9, 0.7),
+             (0.95, 0.7))
+
+
+def span_curve(predictor: "OnnxPredictor", spans: Path, news: dict[str, Sequence[TokenExample]],
+               bars: Sequence[tuple[float, float]] = SPAN_BARS) -> list[dict]:
+    """Span precision on the hand-checked file, and the decoded entity F1 of each news set, at each pair of bars:
+    what choosing ``FINMON_MODEL_ENTITY_MIN_SCORE`` / ``..._LINKED_ENTITY_MIN_SCORE`` trades, in one table."""
+    from inference.evaluation.spans import span_precision
+
+    served, rows = predictor.min_scores, []
+    try:
+        for bar in bars:
+            predictor.min_scores = bar
+            row = {"min_score": bar[0], "linked_min_score": bar[1], "served": bar == served,
+                   "tweet_spans": span_precision(predictor, spans)}
+            rows.append(row | {name: decoded_entity_metrics(predictor, ex) for name, ex in news.items()})
+    finally:
+        predictor.min_scores = served
+    return rows
+
+
 def evaluate_files(model: Path | None = None, *, topic_csv: Path | None = None, sentiment_csv: Path | None = None,
                    finer_csv: Path | None = None, conll: Path | None = None, dev: bool = False,
                    baselines: bool = False, per_class: bool = False, spans: Path | None = None,
-                   recipe: "TrainConfig | None" = None) -> dict:
+                   curve: bool = False, recipe: "TrainConfig | None" = None) -> dict:
     """`finmon eval`: metrics of an exported model (default: the shipped one) on files in the shared formats.
 
     ``model`` may also be a training checkpoint folder (model.pt), evaluated with torch. ``baselines`` adds
     ``result["baseline"]``: the TF-IDF + logistic-regression scores on the same text sets (same keys), trained on
     the recipe's train split. ``per_class`` adds ``per_class`` F1 to the text tasks; ``spans`` adds
-    ``tweet_spans`` (precision on a hand-checked span file, inference.evaluation.spans). ``recipe`` (default: the
+    ``tweet_spans`` (precision on a hand-checked span file, inference.evaluation.spans); ``curve`` adds
+    ``span_curve`` (``span_curve`` over the given NER files) and the decoded entity F1 of each NER file at the served
+    bars (``decoded_ner_finer``, ``decoded_ner_conll``). ``recipe`` (default: the
     training recipe's defaults) decides the dev splits and the baseline's training examples.
     """
     from inference.training import data as D
@@ -161,10 +211,13 @@ def evaluate_files(model: Path | None = None, *, topic_csv: Path | None = None, 
     for key, (examples, head) in texts.items():
         result[key] = evaluate_text(run, tokenizer, examples, head, len(labels[head]),
                                     labels[head] if per_class else None)
+    news: dict[str, list[TokenExample]] = {}
     if finer_csv:
-        result["ner_finer"] = evaluate_ner(run, tokenizer, D.read_finer_csv(finer_csv))
+        news["ner_finer"] = D.read_finer_csv(finer_csv)
     if conll:
-        result["ner_conll"] = evaluate_ner(run, tokenizer, D.read_conll(conll))
+        news["ner_conll"] = D.read_conll(conll)
+    for key, examples in news.items():
+        result[key] = evaluate_ner(run, tokenizer, examples)
     if dev:
         for source in ("conll", "finer"):
             result[f"dev_ner_{source}"] = evaluate_ner(run, tokenizer, [e for e in splits["ner"][1] if e.source == source])
@@ -179,14 +232,20 @@ def evaluate_files(model: Path | None = None, *, topic_csv: Path | None = None, 
                     base[key] = text_metrics([e.label for e in examples], fitted.predict([e.text for e in examples]),
                                              len(labels[head]), labels[head] if per_class else None)
         result["baseline"] = base
-    if spans:
+    if spans or curve:
+        from inference.errors import ConfigError
         from inference.evaluation.spans import span_precision
 
         if predictor is None:
-            from inference.errors import ConfigError
-
             raise ConfigError("--spans needs an exported model (the decoder runs on onnxruntime), not a checkpoint")
+        if spans is None:
+            raise ConfigError("--span-curve needs --spans FILE (the hand-checked spans)")
         result["tweet_spans"] = span_precision(predictor, spans)
+        if curve:
+            result["span_curve"] = span_curve(predictor, spans, news)
+            for row in result["span_curve"]:
+                if row["served"]:
+                    result |= {f"decoded_{key}": row[key] for key in news}
     return result
 
 
@@ -213,4 +272,16 @@ def format_table(result: dict) -> str:
             per_class.append(f"{task:<16}{name:<30}{c['n']:>6}{c['f1']:>8.4f}" + (f"{b['f1']:>10.4f}" if b else ""))
     if per_class:
         rows += ["", f"{'task':<16}{'class':<30}{'n':>6}{'f1':>8}" + (f"{'baseline':>10}" if base else "")] + per_class
+    curve = result.get("span_curve", [])
+    if curve:
+        news = [k for k in curve[0] if k.startswith("ner_")]
+        rows += ["", "span-score bars (unlinked / linked): tweet span precision, correct spans kept, decoded entity F1",
+                 f"{'bars':<14}{'precision':>10}{'untyped':>9}{'correct':>9}{'spans':>7}{'unjudged':>10}"
+                 + "".join(f"{k:>12}" for k in news)]
+        for r in curve:
+            t = r["tweet_spans"]
+            bars = f"{r['min_score']:.2f} / {r['linked_min_score']:.2f}" + (" *" if r["served"] else "")
+            rows.append(f"{bars:<14}{t['precision']:>10.4f}{t['untyped_precision']:>9.4f}{t['correct']:>9}{t['n']:>7}"
+                        f"{t['unjudged']:>10}" + "".join(f"{r[k]['f1']:>12.4f}" for k in news))
+        rows.append("* the served bars (FINMON_MODEL_ENTITY_MIN_SCORE / FINMON_MODEL_LINKED_ENTITY_MIN_SCORE)")
     return "\n".join(rows)

@@ -44,6 +44,10 @@ class EntityLinker:
 
     def link(self, spans: Sequence[EntitySpan], topic: str | None = None) -> list[EntitySpan]:
         """The spans of one document, linked; the document's unambiguous links are the context of the rest."""
+        return [linked(s, n) for s, n in zip(spans, self.resolve(spans, topic), strict=True)]
+
+    def resolve(self, spans: Sequence[EntitySpan], topic: str | None = None) -> list[Node | None]:
+        """The graph node each span names (None: not in the graph, or ambiguous in this document)."""
         found = [self.candidates(s) for s in spans]
         chosen: list[Node | None] = [_by_prior(c) for c in found]
         context = {n.id for n in chosen if n}
@@ -52,7 +56,7 @@ class EntityLinker:
             if chosen[i] is None and len(cands) > 1:
                 chosen[i] = _by_context(cands, context, sectors)
         _pair_reuters_codes(spans, chosen)
-        return [_linked(s, n) for s, n in zip(spans, chosen, strict=True)]
+        return chosen
 
 
 def _pair_reuters_codes(spans: Sequence[EntitySpan], chosen: list[Node | None]) -> None:
@@ -95,7 +99,8 @@ def _by_context(cands: tuple[Node, ...], context: set[str], sectors: set[str]) -
     return None
 
 
-def _linked(span: EntitySpan, node: Node | None) -> EntitySpan:
+def linked(span: EntitySpan, node: Node | None) -> EntitySpan:
+    """The span counted under ``node`` (its graph id, display name, sector), or under its own normal name."""
     if node is not None:
         company = node.id if node.kind == COMPANY else None
         return replace(span, company_id=company, entity_id=node.id, name=node.name, sector=node.sector or None)

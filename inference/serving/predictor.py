@@ -17,7 +17,7 @@ import numpy as np
 from inference.decoding.decode import decode
 from inference.errors import ConfigError, InputError
 from inference.decoding.prediction import Prediction
-from inference.settings import ModelSettings, model_settings
+from inference.settings import ENTITY_MIN_SCORE, LINKED_ENTITY_MIN_SCORE, ModelSettings, model_settings
 from inference.tensors import OUTPUTS
 from inference.tokenize import Batch, TextTokenizer
 from inference.serving.triton_repository import METADATA_FILE
@@ -44,13 +44,15 @@ class OnnxPredictor:
     a non-``str`` item raises ``InputError``.
     """
 
-    def __init__(self, version_dir: Path, *, max_length: int = 128, batch_size: int = 32, threads: int = 0) -> None:
+    def __init__(self, version_dir: Path, *, max_length: int = 128, batch_size: int = 32, threads: int = 0,
+                 min_scores: tuple[float, float] = (ENTITY_MIN_SCORE, LINKED_ENTITY_MIN_SCORE)) -> None:
         import onnxruntime as ort
 
         self.version_dir = Path(version_dir)
         meta = json.loads((self.version_dir / METADATA_FILE).read_text())
         self.model_version: str = meta["model_version"]
         self.batch_size = batch_size
+        self.min_scores = min_scores  # (unlinked, linked) entity span scores, see decode.confident
         self.tokenizer = TextTokenizer.from_dir(self.version_dir, max_length)
         options = ort.SessionOptions()
         if threads:
@@ -74,7 +76,7 @@ class OnnxPredictor:
             idx = order[b : b + self.batch_size]
             part = [texts[i] for i in idx]
             batch = self.tokenizer.encode_texts(part)
-            for i, p in zip(idx, decode(part, batch, *self.run(batch), self.model_version)):
+            for i, p in zip(idx, decode(part, batch, *self.run(batch), self.model_version, *self.min_scores)):
                 out[i] = p
         return out  # type: ignore[return-value]
 
@@ -102,4 +104,4 @@ def load_predictor(settings: ModelSettings | None = None) -> Predictor:
     else:
         version = latest_version(settings.repository, settings.name)
     return OnnxPredictor(version.path, max_length=settings.max_length, batch_size=settings.batch_size,
-                         threads=settings.threads)
+                         threads=settings.threads, min_scores=settings.min_scores)

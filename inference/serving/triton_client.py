@@ -27,7 +27,7 @@ from inference.errors import ConfigError, InputError, ModelUnavailable
 from inference.serving.micro_batcher import MicroBatcher
 from inference.decoding.prediction import Prediction
 from inference.serving.resilience import CircuitBreaker, RetryPolicy, call_with_retries
-from inference.settings import ModelSettings
+from inference.settings import ENTITY_MIN_SCORE, LINKED_ENTITY_MIN_SCORE, ModelSettings
 from inference.tensors import INPUTS, OUTPUTS, TensorSpec
 from inference.tokenize import TextTokenizer
 from inference.serving.triton_config import VERSION_PARAMETER
@@ -40,11 +40,13 @@ T = TypeVar("T")
 
 
 class TritonPredictor:
-    def __init__(self, settings: TritonSettings, tokenizer: TextTokenizer, local_version: str = "") -> None:
+    def __init__(self, settings: TritonSettings, tokenizer: TextTokenizer, local_version: str = "",
+                 min_scores: tuple[float, float] = (ENTITY_MIN_SCORE, LINKED_ENTITY_MIN_SCORE)) -> None:
         if not settings.url:
             raise ConfigError("FINMON_TRITON_URL is not set")
         self.settings = settings
         self.tokenizer = tokenizer
+        self.min_scores = min_scores  # (unlinked, linked) entity span scores, see decode.confident
         self.local_version = settings.expected_model_version or local_version
         self.model_version = self.local_version
         self.breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_reset_s, name=f"Triton {settings.url}")
@@ -64,7 +66,7 @@ class TritonPredictor:
         if not versions:
             raise ConfigError(f"no exported model (tokenizer) under {model.repository / model.name}")
         tokenizer = TextTokenizer.from_dir(versions[-1].path, model.max_length)  # as the in-process predictor
-        predictor = cls(settings, tokenizer, versions[-1].model_version)
+        predictor = cls(settings, tokenizer, versions[-1].model_version, model.min_scores)
         return predictor.start() if start else predictor
 
     # lifecycle ---------------------------------------------------------------------------------------------
@@ -168,7 +170,7 @@ class TritonPredictor:
         transport = self._transport
         outputs = await call_with_retries(lambda: transport.infer(arrays), self.retry, self.breaker)
         return decode(texts, batch, outputs["topic_logits"], outputs["sentiment_logits"],
-                      outputs["token_logits"][:, :width], self.model_version)
+                      outputs["token_logits"][:, :width], self.model_version, *self.min_scores)
 
     def _schedule(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         if not self._thread.is_alive() or self._loop.is_closed():

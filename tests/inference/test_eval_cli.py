@@ -89,3 +89,48 @@ def test_eval_runs_on_the_base_install(tmp_path):
     assert main(["eval", "--conll", str(conll), "--topic-csv", str(topic), "--json", str(tmp_path / "full.json")]) == 0
     assert base == json.loads((tmp_path / "full.json").read_text())
     assert base["ner_conll"]["f1"] > 0.7
+
+
+def test_decoded_entity_metrics_score_the_stored_spans_against_gold_character_spans():
+    from inference.decoding.prediction import EntitySpan, Prediction
+    from inference.evaluation.evaluate import decoded_entity_metrics
+    from inference.labels import NER_TAGS
+    from inference.training.data import TokenExample
+
+    words = ["Shares", "of", "Morgan", "Stanley", "fell", "in", "New", "York"]
+    tags = [NER_TAGS.index(t) for t in ("O", "O", "B-ORG", "I-ORG", "O", "O", "B-LOC", "I-LOC")]
+    text = " ".join(words)
+    seen: list[str] = []
+
+    class Stored:
+        """What the decoder would store for the sentence: one right name, one cut name, one ticker."""
+
+        def predict(self, texts):
+            seen.extend(texts)
+            ms, york = text.index("Morgan"), text.index("York")
+            return [Prediction("Markets", {}, "negative", 1.0, {}, entities=[
+                EntitySpan(ms, ms + len("Morgan Stanley"), "ORG", "Morgan Stanley"),
+                EntitySpan(york, york + 4, "LOC", "York"), EntitySpan(0, 3, "TICKER", "$MS")])]
+
+    m = decoded_entity_metrics(Stored(), [TokenExample(words, tags, "conll")])
+    assert seen == [text]
+    assert (m["precision"], m["recall"], m["n"]) == (0.5, 0.5, 1)  # the ticker is not a learned span
+
+
+def test_the_span_curve_shows_what_each_bar_trades(tmp_path, capsys):
+    conll = _head(DATA / "conll2003_en/train.txt", tmp_path / "conll.txt", 300)
+    spans, out = ROOT / "eval" / "tweet_spans.jsonl", tmp_path / "curve.json"
+    assert main(["eval", "--spans", str(spans), "--span-curve", "--conll", str(conll), "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    curve = result["span_curve"]
+    served = [r for r in curve if r["served"]]
+    assert len(served) == 1 and served[0]["tweet_spans"] == result["tweet_spans"]
+    assert result["decoded_ner_conll"] == served[0]["ner_conll"]
+    everything = next(r for r in curve if (r["min_score"], r["linked_min_score"]) == (0.0, 0.0))
+    # a higher bar keeps a subset of the spans: fewer, never more, and every one of them judged
+    assert everything["tweet_spans"]["n"] > served[0]["tweet_spans"]["n"] and everything["tweet_spans"]["unjudged"] == 0
+    assert everything["ner_conll"]["recall"] >= served[0]["ner_conll"]["recall"]
+    table = capsys.readouterr().out
+    bars = f"{served[0]['min_score']:.2f} / {served[0]['linked_min_score']:.2f} *"
+    assert "span-score bars" in table and bars in table
+    assert main(["eval", "--span-curve"]) == 2  # the curve needs the hand-checked spans: one clear line

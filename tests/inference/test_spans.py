@@ -166,3 +166,77 @@ def test_symbols_at_a_spans_edge_are_trimmed():
              EntitySpan(text.index("Moody"), text.index("Mr"), "ORG", "Moody's. "),
              EntitySpan(text.index(". Trump"), len(text), "PER", ". Trump")]
     assert [s.text for s in plausible(text, spans)] == ["Xi", "AT&T", "Moody's.", "Trump"]
+
+
+def _word_probs(text: str, enc, dists: dict[str, dict[str, float]]) -> np.ndarray:
+    """Tag probabilities per piece: every piece of the word starting ``text.index(word)`` gets ``dists[word]``."""
+    starts = {a: w for (a, _), w in zip(enc.offsets, enc.word_ids, strict=True) if w is not None}
+    probs = np.zeros((len(enc.ids), len(NER_TAGS)))
+    probs[:, NER_TAGS.index("O")] = 1.0
+    for word, dist in dists.items():
+        for j, w in enumerate(enc.word_ids):
+            if w == starts[text.index(word)]:
+                probs[j] = [dist.get(t, 0.0) for t in NER_TAGS]
+    return probs
+
+
+def test_a_spans_score_falls_when_the_next_piece_may_continue_the_name(tokenizer):
+    text = "Morgan Stanley cuts jobs"
+    enc = tokenizer.encode_texts([text]).encodings[0]
+    sure = _word_probs(text, enc, {"Morgan": {"B-ORG": 0.9, "O": 0.1}})
+    unsure = _word_probs(text, enc, {"Morgan": {"B-ORG": 0.9, "O": 0.1}, "Stanley": {"O": 0.6, "I-ORG": 0.4}})
+    [a], [b] = entity_spans(text, enc, sure), entity_spans(text, enc, unsure)
+    assert (a.text, b.text) == ("Morgan", "Morgan")
+    assert a.score == pytest.approx(0.9) and b.score == pytest.approx(0.9 * 0.6)
+
+
+def test_unsure_spans_are_dropped_unless_the_graph_knows_the_name_and_tickers_always_stay(tokenizer):
+    from inference.decoding.decode import decode
+    from inference.labels import SENTIMENTS, TOPICS
+
+    text = "Hedge Funds Are Warming Up To Apple and $TSLA"
+    batch = tokenizer.encode_texts([text])
+    probs = _word_probs(text, batch.encodings[0], {"Hedge": {"B-ORG": 0.7, "O": 0.3}, "Funds": {"I-ORG": 0.7, "O": 0.3},
+                                                  "Apple": {"B-ORG": 0.7, "O": 0.3}})
+    logits = (np.zeros((1, len(TOPICS))), np.zeros((1, len(SENTIMENTS))), np.log(probs + 1e-12)[None])
+
+    def found(*min_scores: float) -> list[tuple[str, str | None]]:
+        [p] = decode([text], batch, *logits, "test", *min_scores)
+        return [(e.text, e.entity_id) for e in p.entities]
+
+    assert found() == [("Apple", "AAPL"), ("$TSLA", "TSLA")]  # defaults: unlinked needs 0.85, linked 0.5
+    assert found(0.0, 0.0) == [("Hedge Funds", "hedge funds"), ("Apple", "AAPL"), ("$TSLA", "TSLA")]
+    assert found(0.0, 0.8) == [("Hedge Funds", "hedge funds"), ("$TSLA", "TSLA")]  # the linked bar applies to Apple
+
+
+def test_the_span_score_bars_come_from_the_model_settings(monkeypatch):
+    from inference.errors import ConfigError
+    from inference.serving.predictor import load_predictor
+
+    monkeypatch.delenv("FINMON_TRITON_URL", raising=False)
+    monkeypatch.setenv("FINMON_MODEL_ENTITY_MIN_SCORE", "0.3")
+    monkeypatch.setenv("FINMON_MODEL_LINKED_ENTITY_MIN_SCORE", "0.2")
+    assert load_predictor().min_scores == (0.3, 0.2)
+    monkeypatch.setenv("FINMON_MODEL_ENTITY_MIN_SCORE", "1.5")
+    with pytest.raises((ConfigError, ValueError)):
+        load_predictor()
+
+
+def test_the_shipped_model_keeps_its_calibrated_span_precision_on_the_hand_checked_tweets():
+    """The bars were chosen on eval/tweet_spans.jsonl (MODEL_CARD.md): a decoder or bar change that lets wrong spans
+    back in, or a model that needs new bars, fails here. Every span it predicts must be judged."""
+    from pathlib import Path
+
+    from inference.evaluation.spans import span_precision
+    from inference.serving.predictor import OnnxPredictor
+    from inference.serving.triton_repository import latest_version
+    from inference.settings import model_settings
+
+    settings = model_settings()
+    shipped = OnnxPredictor(latest_version(settings.repository, settings.name).path)  # default bars
+    spans = Path(__file__).resolve().parents[2] / "eval" / "tweet_spans.jsonl"
+    calibrated = span_precision(shipped, spans)
+    everything = span_precision(OnnxPredictor(shipped.version_dir, min_scores=(0.0, 0.0)), spans)
+    assert calibrated["unjudged"] == 0 and everything["unjudged"] == 0
+    assert calibrated["precision"] >= 0.90 > everything["precision"]
+    assert calibrated["correct"] >= 0.7 * everything["correct"]  # most right names stay

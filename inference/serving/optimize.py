@@ -26,6 +26,7 @@ import json
 import logging
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -281,27 +282,42 @@ def optimize_onnx(src: Path, dst: Path, *, quantize: bool = True, fuse: bool = F
 def optimize_version(src: Path, out: Path, *, quantize: bool = True, fuse: bool = False, restamp: bool = True) -> Path:
     """Copy an exported version folder to ``out`` with the optimised ``model.onnx`` and a new model_version
     (stamped into the repository's config.pbtxt, when ``out`` is in one)."""
+    src = Path(src)
+    if (src / "model.onnx").is_file() and is_int8_compute(onnx.load(str(src / "model.onnx"), load_external_data=False)):
+        raise ConfigError(f"{src} is already int8-compute (its MatMuls are MatMulIntegerToFloat)")
+
+    def write(model_in: Path, model_out: Path) -> dict:
+        stats = optimize_onnx(model_in, model_out, quantize=quantize, fuse=fuse)
+        log.info("optimised %s -> %s (%s)", src, out, stats)
+        return {"dynamic_quantization": quantize, "activation_scale": "per row" if quantize else None,
+                "transformer_fusion": fuse, "optimization": stats}
+
+    return derive_version(src, out, write, "optimized_from", restamp=restamp)
+
+
+def derive_version(src: Path, out: Path, write: Callable[[Path, Path], dict], origin_key: str, *,
+                   restamp: bool = True) -> Path:
+    """A new version folder ``out`` made from the exported ``src``: the same files, but ``model.onnx`` written by
+    ``write(src_model, out_model)`` (it returns what to record in finmon.json), a new model_version (``origin_key``
+    records the one it came from), no promotion record (the new graph earns its own), and the repository's
+    config.pbtxt stamped when ``restamp``."""
     src, out = Path(src), Path(out)
     if not (src / "model.onnx").is_file():
         raise ConfigError(f"{src} is not an exported version folder (no model.onnx)")
     if out.resolve() == src.resolve():
-        raise ConfigError("optimize writes a new version folder; --out must differ from the source")
-    if is_int8_compute(onnx.load(str(src / "model.onnx"), load_external_data=False)):
-        raise ConfigError(f"{src} is already int8-compute (its MatMuls are MatMulIntegerToFloat)")
+        raise ConfigError("a new version folder is written; --out must differ from the source")
     out.mkdir(parents=True, exist_ok=True)
     for f in src.iterdir():
-        if f.is_file() and f.name not in ("model.onnx", RECORD_FILE):  # the new graph earns its own record
+        if f.is_file() and f.name not in ("model.onnx", RECORD_FILE):
             shutil.copy(f, out / f.name)
-    stats = optimize_onnx(src / "model.onnx", out / "model.onnx", quantize=quantize, fuse=fuse)
+    recorded = write(src / "model.onnx", out / "model.onnx")
     meta_path = out / METADATA_FILE
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
     digest = hashlib.sha256((out / "model.onnx").read_bytes()).hexdigest()[:8]
     number = out.name if out.name.isdigit() else "1"
-    meta.update({"model_version": f"{MODEL_NAME}-{number}-{digest}", "optimized_from": meta.get("model_version", ""),
-                 "dynamic_quantization": quantize, "activation_scale": "per row" if quantize else None,
-                 "transformer_fusion": fuse, "optimization": stats})
+    meta.update({"model_version": f"{MODEL_NAME}-{number}-{digest}", origin_key: meta.get("model_version", ""),
+                 **recorded})
     meta_path.write_text(json.dumps(meta, indent=1))
-    log.info("optimised %s -> %s (%s)", src, out, stats)
     if restamp:
         _restamp(out)
     return out

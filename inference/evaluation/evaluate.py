@@ -154,9 +154,9 @@ def span_curve(predictor: "OnnxPredictor", spans: Path, news: dict[str, Sequence
     what choosing ``FINMON_MODEL_ENTITY_MIN_SCORE`` / ``..._LINKED_ENTITY_MIN_SCORE`` trades, in one table."""
     from inference.evaluation.spans import span_precision
 
-    served, rows = predictor.min_scores, []
+    served, rows = tuple(predictor.min_scores), []
     try:
-        for bar in bars:
+        for bar in sorted(set(bars) | {served}):  # the served bars are always a row
             predictor.min_scores = bar
             row = {"min_score": bar[0], "linked_min_score": bar[1], "served": bar == served,
                    "tweet_spans": span_precision(predictor, spans)}

@@ -134,3 +134,14 @@ def test_the_span_curve_shows_what_each_bar_trades(tmp_path, capsys):
     bars = f"{served[0]['min_score']:.2f} / {served[0]['linked_min_score']:.2f} *"
     assert "span-score bars" in table and bars in table
     assert main(["eval", "--span-curve"]) == 2  # the curve needs the hand-checked spans: one clear line
+
+
+def test_bars_off_the_grid_still_get_their_row(monkeypatch):
+    from inference.evaluation.evaluate import evaluate_files
+
+    monkeypatch.delenv("FINMON_TRITON_URL", raising=False)
+    monkeypatch.setenv("FINMON_MODEL_ENTITY_MIN_SCORE", "0.77")
+    result = evaluate_files(spans=ROOT / "eval" / "tweet_spans.jsonl", curve=True)
+    [served] = [r for r in result["span_curve"] if r["served"]]
+    assert (served["min_score"], served["linked_min_score"]) == (0.77, 0.5)
+    assert served["tweet_spans"] == result["tweet_spans"]

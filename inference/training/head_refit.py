@@ -88,14 +88,15 @@ def refit_topic_head(src: Path, out: Path, examples: Sequence[TextExample] | Non
     """Write version folder ``out``: ``src`` with its topic head refitted on ``examples`` (default: the recipe's
     topic train split, never its dev split)."""
     src = Path(src)
-    if examples is None:
-        from inference.training.recipe import TrainConfig, load_splits
 
-        examples = load_splits(TrainConfig(tasks=("topic",)))["topic"][0]
-    if not examples:
-        raise ConfigError("no training examples for the topic head")
+    def write(model_in: Path, model_out: Path) -> dict:  # called once derive_version has checked the folders
+        nonlocal examples
+        if examples is None:
+            from inference.training.recipe import TrainConfig, load_splits
 
-    def write(model_in: Path, model_out: Path) -> dict:
+            examples = load_splits(TrainConfig(tasks=("topic",)))["topic"][0]
+        if not examples:
+            raise ConfigError("no training examples for the topic head")
         model = onnx.load(str(model_in))
         _, w_name, b_name = topic_head(model)
         x = pooled_features(model, TextTokenizer.from_dir(src), [e.text for e in examples])

@@ -41,6 +41,7 @@ CASES: dict[str, tuple[list[str], dict[str, str], str]] = {
     "dashboards check": (["--dsn", "bogus://x"], {}, "bogus://x"),
     "pretrain": (["--data-dir", f"{{tmp}}/{MISSING}"], {}, MISSING),
     "model promote": ([f"{{tmp}}/{MISSING}"], {}, MISSING),
+    "model refit-topic-head": (["--model", f"{{tmp}}/{MISSING}", "--out", "{tmp}/out"], {}, MISSING),
     "optimize": (["--model", f"{{tmp}}/{MISSING}"], {}, MISSING),
     "kg build": (["--data", f"{{tmp}}/{MISSING}"], {}, MISSING),
     "kg load": (["--dsn", "bogus://x"], {}, "bogus://x"),

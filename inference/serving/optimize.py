@@ -306,18 +306,28 @@ def derive_version(src: Path, out: Path, write: Callable[[Path, Path], dict], or
         raise ConfigError(f"{src} is not an exported version folder (no model.onnx)")
     if out.resolve() == src.resolve():
         raise ConfigError("a new version folder is written; --out must differ from the source")
-    out.mkdir(parents=True, exist_ok=True)
-    for f in src.iterdir():
-        if f.is_file() and f.name not in ("model.onnx", RECORD_FILE):
-            shutil.copy(f, out / f.name)
-    recorded = write(src / "model.onnx", out / "model.onnx")
-    meta_path = out / METADATA_FILE
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-    digest = hashlib.sha256((out / "model.onnx").read_bytes()).hexdigest()[:8]
-    number = out.name if out.name.isdigit() else "1"
-    meta.update({"model_version": f"{MODEL_NAME}-{number}-{digest}", origin_key: meta.get("model_version", ""),
-                 **recorded})
-    meta_path.write_text(json.dumps(meta, indent=1))
+    if out.exists() and any(out.iterdir()):
+        raise ConfigError(f"{out} already exists and is not empty; choose a new version folder")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # staged beside it and renamed when complete: Triton serves the highest version folder it finds, so a
+    # half-written one (a failed or interrupted write) must never appear under a version number
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}-") as tmp:
+        staged = Path(tmp) / "version"
+        staged.mkdir()
+        for f in src.iterdir():
+            if f.is_file() and f.name not in ("model.onnx", RECORD_FILE):
+                shutil.copy(f, staged / f.name)
+        recorded = write(src / "model.onnx", staged / "model.onnx")
+        meta_path = staged / METADATA_FILE
+        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        digest = hashlib.sha256((staged / "model.onnx").read_bytes()).hexdigest()[:8]
+        number = out.name if out.name.isdigit() else "1"
+        meta.update({"model_version": f"{MODEL_NAME}-{number}-{digest}", origin_key: meta.get("model_version", ""),
+                     **recorded})
+        meta_path.write_text(json.dumps(meta, indent=1))
+        if out.exists():
+            out.rmdir()  # empty (checked above)
+        staged.rename(out)
     if restamp:
         _restamp(out)
     return out

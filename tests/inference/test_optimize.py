@@ -15,6 +15,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from inference.errors import ConfigError
 from inference.serving.optimize import (
+    derive_version,
     fold_weight_dequantize,
     fp32_math,
     gather_before_dequantize,
@@ -137,6 +138,37 @@ def test_optimize_in_place_restamps_the_served_version(tmp_path: Path) -> None:
     assert not (newer / "metrics.json").exists()  # the gate's record of the source is not the new graph's
     served = read_config(version.parent / "config.pbtxt").parameters[VERSION_PARAMETER].string_value
     assert served == json.loads((newer / "finmon.json").read_text())["model_version"] != meta["model_version"]
+
+
+def test_a_failed_derivation_leaves_no_version_folder_and_an_existing_one_is_refused(tmp_path: Path) -> None:
+    """Triton serves the highest version folder: a half-written one must never appear, nor overwrite another."""
+    source = tmp_path / "finmon_mtl" / "1"
+    source.mkdir(parents=True)
+    small_export(source / "model.onnx")
+    (source / "finmon.json").write_text(json.dumps({"model_version": "finmon_mtl-1-abc"}))
+
+    def broken(model_in: Path, model_out: Path) -> dict:
+        model_out.write_bytes(b"half a graph")
+        raise ConfigError("the write failed half-way")
+
+    with pytest.raises(ConfigError, match="half-way"):
+        derive_version(source, source.parent / "2", broken, "derived_from", restamp=False)
+    assert sorted(p.name for p in source.parent.iterdir()) == ["1"]  # no "2", no staging folder left behind
+
+    def copy(model_in: Path, model_out: Path) -> dict:
+        model_out.write_bytes(model_in.read_bytes())
+        return {"note": "copied"}
+
+    (source.parent / "2").mkdir()  # an empty folder may be filled
+    made = derive_version(source, source.parent / "2", copy, "derived_from", restamp=False)
+    meta = json.loads((made / "finmon.json").read_text())
+    assert meta["derived_from"] == "finmon_mtl-1-abc" and meta["note"] == "copied"
+    assert meta["model_version"].startswith("finmon_mtl-2-")
+    before = (made / "model.onnx").read_bytes()
+    with pytest.raises(ConfigError, match="already exists"):
+        derive_version(source, made, broken, "derived_from", restamp=False)
+    assert (made / "model.onnx").read_bytes() == before
+    assert sorted(p.name for p in source.parent.iterdir()) == ["1", "2"]
 
 
 def test_reading_the_embedding_by_row_is_exact(tmp_path: Path) -> None:

@@ -13,15 +13,13 @@ from typing import Any, ClassVar
 from pydantic_settings import SettingsConfigDict
 
 from alerts.detection import DetectorConfig
-from inference.settings import DEFAULT_HOME, StageSettings
+from ingest.settings import ClickHouseSettings
 
 
-class AlertsSettings(StageSettings):
+class AlertsSettings(ClickHouseSettings):
     section: ClassVar[str] = "alerts"
     model_config = SettingsConfigDict(env_prefix="FINMON_ALERTS_", extra="ignore")
 
-    clickhouse_dsn: str = f"chdb://{DEFAULT_HOME / 'clickhouse'}"
-    clickhouse_database: str = "finmon"
     rules: Path | None = None  # routing YAML (see alerts/rules.example.yaml); None: console only
     step_minutes: int = 15
     spans: tuple[int, ...] = (1, 2, 4)

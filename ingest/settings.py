@@ -17,7 +17,18 @@ class KafkaUnavailable(FinmonError):
     """The Kafka cluster cannot be reached (wrong bootstrap servers, broker down, authentication refused)."""
 
 
-class IngestSettings(StageSettings):
+class ClickHouseSettings(StageSettings):
+    """How a stage reaches ClickHouse (``Store.connect``): shared by the stages that read or write it."""
+
+    clickhouse_dsn: str = f"chdb://{DEFAULT_HOME / 'clickhouse'}"
+    clickhouse_database: str = "finmon"
+    clickhouse_username: str | None = None  # overrides the DSN's user
+    clickhouse_password: SecretStr | None = None  # overrides the DSN's password (or set ..._PASSWORD_FILE)
+    clickhouse_ca_file: str | None = None  # PEM CA bundle that signed the server's certificate (https)
+    clickhouse_verify: bool = True  # verify the server's TLS certificate (https)
+
+
+class IngestSettings(ClickHouseSettings):
     section: ClassVar[str] = "ingest"
     model_config = SettingsConfigDict(env_prefix="FINMON_INGEST_", extra="ignore")
 
@@ -53,14 +64,6 @@ class IngestSettings(StageSettings):
     # dedup by normalised-content hash (ids are deduplicated by the store's idempotent writes too)
     dedup_window_s: float = Field(24 * 3600, ge=0)
     dedup_max_entries: int = Field(500_000, ge=1)
-
-    # ClickHouse
-    clickhouse_dsn: str = f"chdb://{DEFAULT_HOME / 'clickhouse'}"
-    clickhouse_database: str = "finmon"
-    clickhouse_username: str | None = None  # overrides the DSN's user
-    clickhouse_password: SecretStr | None = None  # overrides the DSN's password (or set ..._PASSWORD_FILE)
-    clickhouse_ca_file: str | None = None  # PEM CA bundle that signed the server's certificate (https)
-    clickhouse_verify: bool = True  # verify the server's TLS certificate (https)
 
     # backpressure (model server or ClickHouse down): retry the same batch with exponential backoff
     backoff_initial_s: float = Field(0.5, gt=0)

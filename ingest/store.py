@@ -24,7 +24,7 @@ from clickhouse_connect.driver.httputil import get_pool_manager
 from inference.errors import FinmonError
 from inference.decoding.prediction import EntitySpan
 from ingest.records import EnrichedDocument
-from ingest.settings import IngestSettings
+from ingest.settings import ClickHouseSettings
 from ingest.schema import (  # noqa: F401  (re-exported: the table names are imported from here)
     DOCUMENTS,
     ENTITY_MENTIONS,
@@ -180,7 +180,7 @@ class Store:
         return store
 
     @classmethod
-    def connect(cls, settings: IngestSettings, dsn: str | None = None, database: str | None = None) -> Store:
+    def connect(cls, settings: ClickHouseSettings, dsn: str | None = None, database: str | None = None) -> Store:
         """``open`` with the ClickHouse settings of ``settings`` (``dsn``/``database`` override theirs)."""
         password = settings.clickhouse_password.get_secret_value() if settings.clickhouse_password else None
         return cls.open(dsn or settings.clickhouse_dsn, database or settings.clickhouse_database,

@@ -63,7 +63,7 @@ def _run(args: argparse.Namespace) -> int:
 
     settings = alerts_settings()
     rules = _rules(args.rules)
-    with Store.open(args.dsn or settings.clickhouse_dsn, args.database or settings.clickhouse_database) as store:
+    with Store.connect(settings, args.dsn, args.database) as store:
         runner = Runner(store, rules, settings)
         if args.once or args.until:
             events = runner.detect(args.until or datetime.now(UTC), args.since)

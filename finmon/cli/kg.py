@@ -72,7 +72,7 @@ def _load(args: argparse.Namespace) -> int:
 
     settings = ingest_settings()
     graph = _graph(args.graph)
-    with Store.open(args.dsn or settings.clickhouse_dsn, args.database or settings.clickhouse_database) as store:
+    with Store.connect(settings, args.dsn, args.database) as store:
         counts = load_graph(store, graph)
     print(f"loaded {counts['entities']} entities and {counts['relations']} relations")
     return 0

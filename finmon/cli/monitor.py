@@ -67,7 +67,7 @@ def _run(args: argparse.Namespace) -> int:
     sources += [JsonSource(u, items_path=args.items_path, state_path=state_path(directory, u), **common)
                 for u in args.json]
     log.info("ingest settings: %s", settings.masked())
-    with Store.open(args.dsn or settings.clickhouse_dsn, settings.clickhouse_database) as store:
+    with Store.connect(settings, args.dsn) as store:
         store.migrate()
         runner = Runner(store, rules, alerts)  # migrates the alert tables
         monitor = Monitor(store, settings, load_predictor(), runner, sources, directory, args.interval,

@@ -21,7 +21,7 @@ SIGNING = "signing-secret-44f0"
 
 
 def _run(args: list[str], env_more: dict[str, str], tmp_path: Path) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FINMON_INGEST_", "FINMON_GRAFANA_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FINMON_INGEST_", "FINMON_GRAFANA_", "FINMON_ALERTS_"))}
     env.update(env_more, FINMON_LOG_LEVEL="DEBUG", FINMON_HOME=str(tmp_path / "home"))
     done = subprocess.run([FINMON, *args], env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     output = done.stdout + done.stderr
@@ -49,7 +49,10 @@ def test_store_commands_never_print_the_clickhouse_password(
            "FINMON_INGEST_CLICKHOUSE_CA_FILE": str(tls_files.ca)}
     outputs = [_run(["report", "--out", str(tmp_path / "r.html")], env, tmp_path),
                _run(["dashboards", "check", "--hours", "1"], {**env, "FINMON_GRAFANA_CLICKHOUSE_PASSWORD": password},
-                    tmp_path)]
+                    tmp_path),
+               # the alerts stage has the same ClickHouse settings under its own prefix
+               _run(["alerts", "run", "--once"], {k.replace("FINMON_INGEST_", "FINMON_ALERTS_"): v
+                                                  for k, v in env.items()}, tmp_path)]
     assert front.refused == 0
     for output in outputs:
         assert password not in output

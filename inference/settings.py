@@ -24,6 +24,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # (MODEL_CARD.md, "Calibrated span scores"); a span the knowledge graph knows needs less evidence from the head.
 ENTITY_MIN_SCORE = 0.85
 LINKED_ENTITY_MIN_SCORE = 0.5
+MIN_SCORES = (ENTITY_MIN_SCORE, LINKED_ENTITY_MIN_SCORE)  # a predictor's (unlinked, linked) default bars
 DEFAULT_HOME = Path(os.environ.get("FINMON_HOME", Path.home() / ".cache" / "finmon"))
 
 

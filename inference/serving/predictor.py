@@ -17,7 +17,7 @@ import numpy as np
 from inference.decoding.decode import decode
 from inference.errors import ConfigError, InputError
 from inference.decoding.prediction import Prediction
-from inference.settings import ENTITY_MIN_SCORE, LINKED_ENTITY_MIN_SCORE, ModelSettings, model_settings
+from inference.settings import MIN_SCORES, ModelSettings, model_settings
 from inference.tensors import OUTPUTS
 from inference.tokenize import Batch, TextTokenizer
 from inference.serving.triton_repository import METADATA_FILE
@@ -45,7 +45,7 @@ class OnnxPredictor:
     """
 
     def __init__(self, version_dir: Path, *, max_length: int = 128, batch_size: int = 32, threads: int = 0,
-                 min_scores: tuple[float, float] = (ENTITY_MIN_SCORE, LINKED_ENTITY_MIN_SCORE)) -> None:
+                 min_scores: tuple[float, float] = MIN_SCORES) -> None:
         import onnxruntime as ort
 
         self.version_dir = Path(version_dir)

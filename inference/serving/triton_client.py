@@ -27,7 +27,7 @@ from inference.errors import ConfigError, InputError, ModelUnavailable
 from inference.serving.micro_batcher import MicroBatcher
 from inference.decoding.prediction import Prediction
 from inference.serving.resilience import CircuitBreaker, RetryPolicy, call_with_retries
-from inference.settings import ENTITY_MIN_SCORE, LINKED_ENTITY_MIN_SCORE, ModelSettings
+from inference.settings import MIN_SCORES, ModelSettings
 from inference.tensors import INPUTS, OUTPUTS, TensorSpec
 from inference.tokenize import TextTokenizer
 from inference.serving.triton_config import VERSION_PARAMETER
@@ -41,7 +41,7 @@ T = TypeVar("T")
 
 class TritonPredictor:
     def __init__(self, settings: TritonSettings, tokenizer: TextTokenizer, local_version: str = "",
-                 min_scores: tuple[float, float] = (ENTITY_MIN_SCORE, LINKED_ENTITY_MIN_SCORE)) -> None:
+                 min_scores: tuple[float, float] = MIN_SCORES) -> None:
         if not settings.url:
             raise ConfigError("FINMON_TRITON_URL is not set")
         self.settings = settings

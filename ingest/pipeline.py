@@ -227,25 +227,42 @@ class Pipeline:
         try:
             await asyncio.to_thread(self._store.write_batch, docs)
         except StoreRefused as exc:
-            await self._write_one_by_one(docs, exc)
+            await self._write_in_halves(docs, exc)
         except StoreError as exc:  # unreachable, or a fault that is not the rows' (missing table, read-only...)
             raise Backpressure("clickhouse", exc) from exc
         self._metrics.insert_seconds.observe(time.perf_counter() - started)
 
-    async def _write_one_by_one(self, docs: list[EnrichedDocument], batch_error: StoreRefused) -> None:
+    async def _write_in_halves(self, docs: list[EnrichedDocument], batch_error: StoreRefused) -> None:
         """Find the documents ClickHouse refuses (by the error, not by how many fail: a lone document of a
-        timeout flush is refused alone) and dead-letter them; any other error is backpressure."""
-        log.warning("ClickHouse refused a batch of %d (%s); writing one by one", len(docs), batch_error)
-        for doc in docs:
-            try:
-                await asyncio.to_thread(self._store.write_batch, [doc])
-            except StoreRefused as exc:
-                p = next(p for p in self._batch if p.doc.id == doc.doc_id)
-                reason = f"store_refused:{exc.name or exc.code or 'unknown'}"
-                self._late.append(await self._dead_letter(p.message, reason, str(exc), p.doc))
-                self._drop(p)
-            except StoreError as exc:
-                raise Backpressure("clickhouse", exc) from exc
+        timeout flush is refused alone) and dead-letter them; any other error is backpressure.
+
+        A refused batch is split in halves until each refused part is one document: one bad document in a batch
+        of n costs about 2·log2(n) inserts instead of n (``write_batch`` is idempotent, so a retried half whose
+        rows were partly written before is safe).
+        """
+        log.warning("ClickHouse refused a batch of %d (%s); writing it in halves to find the refused documents",
+                    len(docs), batch_error)
+        parts: list[tuple[list[EnrichedDocument], StoreRefused]] = [(docs, batch_error)]
+        while parts:
+            part, error = parts.pop()
+            if len(part) == 1:
+                self._late.append(await self._refused(part[0], error))
+                continue
+            middle = len(part) // 2
+            for half in (part[:middle], part[middle:]):
+                try:
+                    await asyncio.to_thread(self._store.write_batch, half)
+                except StoreRefused as exc:
+                    parts.append((half, exc))
+                except StoreError as exc:
+                    raise Backpressure("clickhouse", exc) from exc
+
+    async def _refused(self, doc: EnrichedDocument, error: StoreRefused) -> Result:
+        p = next(p for p in self._batch if p.doc.id == doc.doc_id)
+        result = await self._dead_letter(p.message, f"store_refused:{error.name or error.code or 'unknown'}",
+                                         str(error), p.doc)
+        self._drop(p)
+        return result
 
     async def _dead_letter(self, message: Message, reason: str, error: str, doc: RawDocument | None = None) -> Result:
         letter = DeadLetter.for_payload(message.value, reason=reason, error=error, topic=message.topic,

@@ -223,6 +223,28 @@ async def test_a_row_clickhouse_refuses_is_dead_lettered_not_backed_off_on(parts
     assert metrics.registry.get_sample_value("finmon_backpressure_pauses_total", {"cause": "clickhouse"}) is None
 
 
+async def test_refused_rows_in_a_large_batch_are_found_by_halving(parts, store: Store, monkeypatch) -> None:
+    """Two refused documents of 32: both dead-lettered, the 30 others stored, in 19 writes, not 1 + 32."""
+    pipeline, _, letters, flaky, _ = parts
+    monkeypatch.setattr(pipeline._settings, "batch_size", 32)
+    store.command(f"ALTER TABLE {DOCUMENTS} ADD CONSTRAINT refuse {REFUSE}")
+    writes: list[int] = []
+    write = flaky.write_batch
+    monkeypatch.setattr(flaky, "write_batch", lambda docs: (writes.append(len(docs)), write(docs))[1])
+    feed = Feeder(pipeline)
+    bad = {3, 20}
+    for i in range(32):
+        await feed(raw(f"d{i:02d}", f"Please refuse-me {i}" if i in bad else f"Fine document {i}"))
+    results = await pipeline.flush()
+    assert sorted(r.doc_id for r in results if r.outcome is Outcome.STORED) == [
+        f"d{i:02d}" for i in range(32) if i not in bad]
+    assert stored_ids(store) == [f"d{i:02d}" for i in range(32) if i not in bad]
+    assert sorted(letter.offset for _, letter in letters.letters) == sorted(bad)
+    assert pipeline.positions == {("news.raw", 0): 32}
+    # the batch, its two halves, then two refused parts halved four times (2 writes each): 1 + 2 + 4 * 4
+    assert writes[0] == 32 and len(writes) == 19
+
+
 async def test_a_store_error_that_is_not_the_rows_fault_is_backpressure(parts, store: Store) -> None:
     pipeline, _, letters, _, _ = parts
     feed = Feeder(pipeline)

@@ -154,7 +154,8 @@ def model_docs_per_s(predictor: OnnxPredictor, corpus: list[str], batch_size: in
     return len(corpus) / (time.perf_counter() - t0), len(corpus) / max(cpu_seconds() - c0, 1e-9)
 
 
-def run(docs: int, bootstrap: str | None, batch_size: int, repository: Path, latency_s: float) -> Report:
+def run(docs: int, bootstrap: str | None, batch_size: int, repository: Path, latency_s: float,
+        batch_timeout_s: float) -> Report:
     version = latest_version(repository)
     predictor = OnnxPredictor(version.path, batch_size=model_settings().batch_size)  # as load_predictor builds it
     corpus = texts(docs)
@@ -167,7 +168,7 @@ def run(docs: int, bootstrap: str | None, batch_size: int, repository: Path, lat
     with kafka(bootstrap) as servers, tempfile.TemporaryDirectory() as tmp:
         dsn = f"chdb://{Path(tmp) / 'ch'}"
         settings = ingest_settings(bootstrap_servers=servers, clickhouse_dsn=dsn, batch_size=batch_size,
-                                   batch_timeout_s=0.2, metrics_port=0, **_topics(servers))
+                                   batch_timeout_s=batch_timeout_s, metrics_port=0, **_topics(servers))
         with Store.open(dsn) as raw_store:
             raw_store.migrate()
             store = TimedStore(raw_store)
@@ -205,7 +206,7 @@ def run(docs: int, bootstrap: str | None, batch_size: int, repository: Path, lat
                                      {"s": "bench"})[0]["n"]
     expected = len(store.stored_at)
     report.figures.update({
-        "model_version": version.model_version, "batch_size": batch_size, "model_docs_per_s": model_rate,
+        "model_version": version.model_version, "batch_size": batch_size, "batch_timeout_s": batch_timeout_s, "model_docs_per_s": model_rate,
         "pipeline_docs_per_s": capacity, "fraction": capacity / model_rate,
         "model_docs_per_cpu_s": model_per_cpu, "pipeline_docs_per_cpu_s": pipeline_per_cpu,
         "fraction_per_cpu_s": pipeline_per_cpu / model_per_cpu,
@@ -219,4 +220,4 @@ def run(docs: int, bootstrap: str | None, batch_size: int, repository: Path, lat
 
 def main(args: argparse.Namespace) -> Report:
     return run(args.docs or (600 if args.quick else 2000), args.bootstrap, args.batch_size, args.repository,
-               latency_s=10 if args.quick else 30)
+               latency_s=10 if args.quick else 30, batch_timeout_s=args.batch_timeout)

@@ -46,7 +46,8 @@ _INGEST_DEFAULTS = IngestSettings.model_fields  # the worker's defaults, not the
 def _e2e(p: argparse.ArgumentParser) -> None:
     p.add_argument("--docs", type=int, default=None, help="documents at full load (default 2000, --quick 600)")
     p.add_argument("--bootstrap", default=None, help="a running Kafka (default: start one with scripts/kafka)")
-    p.add_argument("--batch-size", type=int, default=_INGEST_DEFAULTS["batch_size"].default, help="the worker's batch size")
+    p.add_argument("--batch-size", type=int, default=_INGEST_DEFAULTS["batch_size"].default,
+                   help="the worker's batch size")
     p.add_argument("--batch-timeout", type=float, default=_INGEST_DEFAULTS["batch_timeout_s"].default,
                    help="seconds a partial batch waits (the worker's batch_timeout_s)")
 

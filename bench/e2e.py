@@ -10,8 +10,8 @@
    a process of its own (``python -m bench.e2e --produce``), as a feed is.
 
 ``fraction_per_cpu_s`` compares docs per CPU-second of this process (worker + embedded ClickHouse; the broker
-and the producer are other processes and not counted) with the model's alone: on a loaded machine, the wall-clock ``fraction``
-also measures how the scheduler shared the cores with the broker and everyone else.
+and the producer are other processes and not counted) with the model's alone: on a loaded machine, the
+wall-clock ``fraction`` also measures how the scheduler shared the cores with the broker and everyone else.
 
 Kafka is started with scripts/kafka unless ``--bootstrap`` names a running broker. Texts are real tweets made
 unique (the dedup stage would drop repeats).
@@ -208,8 +208,8 @@ def run(docs: int, bootstrap: str | None, batch_size: int, repository: Path, lat
                                      {"s": "bench"})[0]["n"]
     expected = len(store.stored_at)
     report.figures.update({
-        "model_version": version.model_version, "batch_size": batch_size, "batch_timeout_s": batch_timeout_s, "model_docs_per_s": model_rate,
-        "pipeline_docs_per_s": capacity, "fraction": capacity / model_rate,
+        "model_version": version.model_version, "batch_size": batch_size, "batch_timeout_s": batch_timeout_s,
+        "model_docs_per_s": model_rate, "pipeline_docs_per_s": capacity, "fraction": capacity / model_rate,
         "model_docs_per_cpu_s": model_per_cpu, "pipeline_docs_per_cpu_s": pipeline_per_cpu,
         "fraction_per_cpu_s": pipeline_per_cpu / model_per_cpu,
         "p99_latency_s_at_half_load": p99[0.5], "p99_latency_s_at_full_load": p99[1.0],

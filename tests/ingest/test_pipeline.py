@@ -226,7 +226,6 @@ async def test_a_row_clickhouse_refuses_is_dead_lettered_not_backed_off_on(parts
 async def test_refused_rows_in_a_large_batch_are_found_by_halving(parts, store: Store, monkeypatch) -> None:
     """Two refused documents of 32: both dead-lettered, the 30 others stored, in 19 writes, not 1 + 32."""
     pipeline, _, letters, flaky, _ = parts
-    monkeypatch.setattr(pipeline._settings, "batch_size", 32)
     store.command(f"ALTER TABLE {DOCUMENTS} ADD CONSTRAINT refuse {REFUSE}")
     writes: list[int] = []
     write = flaky.write_batch

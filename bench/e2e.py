@@ -3,7 +3,8 @@
 1. model: the in-process predictor (built as ``load_predictor`` builds it: model batches of
    ``FINMON_MODEL_BATCH_SIZE``) on the same texts (tag included), in the worker's batches (``model_docs_per_s``);
 2. capacity: a backlog of ``--docs`` documents is produced first, then the worker (the production ``Worker``, in
-   this process, on an embedded ClickHouse) drains it: ``pipeline_docs_per_s`` and ``fraction`` of the model's;
+   this process, on an embedded ClickHouse) drains it: ``pipeline_docs_per_s`` (from its first insert to the one
+   before the last, which carries the partial batch the timeout released) and ``fraction`` of the model's;
 3. latency: documents are produced at 50 % and 100 % of that capacity for a while; each one's produce -> queryable
    time is the time from the producer's send to the return of the store's insert that carried it (chdb inserts
    are synchronous: a SELECT issued then sees the rows; the final count is checked by a query). The producer is
@@ -184,8 +185,12 @@ def run(docs: int, bootstrap: str | None, batch_size: int, repository: Path, lat
                 bench.wait_stored([i for i, _ in backlog], 1800)
                 pipeline_per_cpu = len(backlog) / max(cpu_seconds() - cpu_start, 1e-9)  # start-up included
                 done = sorted(store.stored_at[i] for i, _ in backlog)
-                first = done.count(done[0])  # the first insert's documents include the start-up
-                capacity = (len(done) - first) / max(done[-1] - done[0], 1e-9)
+                # from the first insert (its documents include the start-up) to the one before the last: the last
+                # is the backlog's partial batch, which waited batch_timeout_s for documents that never came
+                first, last = done.count(done[0]), done.count(done[-1])
+                middle = len(done) - first - last
+                capacity = (middle / max(done[-last - 1] - done[0], 1e-9) if middle > 0
+                            else (len(done) - first) / max(done[-1] - done[0], 1e-9))
                 model_after = model_docs_per_s(predictor, model_texts, batch_size)
                 model_rate = (model_before[0] + model_after[0]) / 2
                 model_per_cpu = (model_before[1] + model_after[1]) / 2

@@ -293,7 +293,13 @@ class Worker:
                 self.metrics.consumer_lag.labels(topic=tp.topic, partition=str(tp.partition)).set(max(0, end - done))
 
     async def _caught_up(self) -> bool:
-        """True when nothing fed is uncommitted and every assigned partition was consumed to its end."""
+        """True when nothing fed is uncommitted, every assigned partition was consumed to its end, and the group
+        committed every other partition of the topics to its end.
+
+        The last part is for a group: after a member leaves, the one that stays may be idle on its own share for
+        a while before the rebalance hands it the leaver's partitions, and exiting then would leave them unread.
+        (A partition another member holds keeps an idle worker running until it is drained.)
+        """
         assert self.consumer is not None and self.pipeline is not None
         owned = self.consumer.assignment()
         if self.pipeline.pending or any(self._committed.get(key) != offset for key, offset in
@@ -302,6 +308,19 @@ class Worker:
         for tp in owned:
             end = self.consumer.highwater(tp)
             if end is None or await self.consumer.position(tp) < end:
+                return False
+        others = [TopicPartition(topic, p) for topic in self.settings.topics
+                  for p in sorted(self.consumer.partitions_for_topic(topic) or ())
+                  if TopicPartition(topic, p) not in owned]
+        if not others:
+            return True
+        ends = await self.consumer.end_offsets(others)
+        starts = await self.consumer.beginning_offsets(others)
+        for tp in others:
+            committed = await self.consumer.committed(tp)
+            if committed is None and self.settings.auto_offset_reset == "latest":
+                continue  # its owner starts at the end: nothing of it is the group's to read
+            if ends[tp] > (committed if committed is not None else starts[tp]):
                 return False
         return True
 

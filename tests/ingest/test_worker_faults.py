@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import CommitFailedError
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
 from prometheus_client import CollectorRegistry
@@ -89,6 +90,32 @@ async def test_one_worker_joins_and_another_leaves_mid_stream(ingest_topics: Ing
     assert _stored(leaver) == left_after and left_after < len(stream.expected_ids)
     assert _stored(stayer) > 200, "the worker that stayed did not take the partitions over"
     _verdict(ingest_topics, store, stream, leaver, stayer)
+
+
+async def test_an_idle_worker_waits_for_partitions_another_member_holds(ingest_topics: IngestTopics,
+                                                                         store: Store) -> None:
+    """``exit_when_idle_s`` means the group's stream is drained, not this member's share: while another member
+    holds partitions with records nobody committed, an idle worker keeps running; once that member leaves, it
+    takes them over, reads them and only then exits (it used to exit on its own share: documents left unread)."""
+    stream = build_stream(400, seed=31)
+    produce(ingest_topics, stream.messages)
+    holder = AIOKafkaConsumer(ingest_topics.news_topic, ingest_topics.posts_topic, group_id=ingest_topics.group_id,
+                              bootstrap_servers=ingest_topics.bootstrap_servers, enable_auto_commit=False)
+    await holder.start()
+    try:
+        await _until(lambda: bool(holder.assignment()), "the holder joined the group")
+        worker = _worker(_settings(ingest_topics), store)
+        run = asyncio.create_task(worker.run(asyncio.Event(), exit_when_idle_s=0.5))
+        await _until(lambda: _stored(worker) > 0 or run.done(), "the worker stored its share")
+        held = holder.assignment()
+        assert held and worker.consumer is not None and not held & worker.consumer.assignment()
+        await asyncio.sleep(4)  # many idle periods of 0.5 s on its own, drained share
+        assert not run.done(), "the worker exited while the group still had partitions to read"
+        assert _stored(worker) < len(stream.expected_ids)
+    finally:
+        await holder.stop()  # leaves the group: its partitions go to the worker
+    await asyncio.wait_for(run, timeout=300)
+    _verdict(ingest_topics, store, stream, worker)
 
 
 @pytest.fixture

@@ -294,23 +294,12 @@ MIGRATIONS += (Migration(4, "prediction_writes: an audit log of every prediction
 # panel a user wrote against them) keeps working; the sector view keeps only the mentions that carry a sector.
 TOPIC_ROLLUP = "topic_rollup_minute"
 ENTITY_ROLLUP = "entity_rollup_minute"
-_TOPIC_KEY = "minute, topic, sentiment, source, kind"
-_ENTITY_KEY = "minute, entity_key, label, company_id, entity_kind, sector, sentiment"
-_ROLLUP_SELECT = {
-    TOPIC_ROLLUP: (f"SELECT toStartOfMinute(published_at) AS minute, topic, sentiment, source, kind, "
-                   f"uniqExactState(doc_id) AS docs, uniqExactState({_STORY}) AS stories FROM {{db}}.{PREDICTIONS}",
-                   _TOPIC_KEY),
-    ENTITY_ROLLUP: (f"SELECT toStartOfMinute(published_at) AS minute, entity_key, label, company_id, entity_kind, "
-                    f"sector, sentiment, min(text) AS text, min(name) AS name, uniqExactState(doc_id) AS docs, "
-                    f"uniqExactState({_STORY}) AS stories FROM {{db}}.{ENTITY_MENTIONS}", _ENTITY_KEY),
-}
-_ROLLUP_COLUMNS = {
-    TOPIC_ROLLUP: "minute DateTime('UTC'), topic LowCardinality(String), sentiment LowCardinality(String), "
-                  "source LowCardinality(String), kind LowCardinality(String)",
-    ENTITY_ROLLUP: "minute DateTime('UTC'), entity_key String, label LowCardinality(String), company_id String, "
-                   "entity_kind LowCardinality(String), sector LowCardinality(String), "
-                   "sentiment LowCardinality(String), text SimpleAggregateFunction(min, String), "
-                   "name SimpleAggregateFunction(min, String)",
+_LOW = "LowCardinality(String)"
+# roll-up -> (base table, its key after the minute: column -> type, display columns kept as min(...))
+_ROLLUPS = {
+    TOPIC_ROLLUP: (PREDICTIONS, {"topic": _LOW, "sentiment": _LOW, "source": _LOW, "kind": _LOW}, ()),
+    ENTITY_ROLLUP: (ENTITY_MENTIONS, {"entity_key": "String", "label": _LOW, "company_id": "String",
+                                      "entity_kind": _LOW, "sector": _LOW, "sentiment": _LOW}, ("text", "name")),
 }
 # the six former aggregate tables, as views: name -> the SELECT list over its roll-up [and a filter]
 _ROLLUP_VIEWS = {
@@ -330,9 +319,15 @@ def _rollups() -> tuple[str, ...]:
     changes nothing, so a document counted twice here counts once), then the old tables become views."""
     create = []
     fill = []
-    for table, (select, key) in _ROLLUP_SELECT.items():
+    for table, (source, key_types, shown) in _ROLLUPS.items():
+        key = ", ".join(["minute", *key_types])
+        columns = ", ".join([f"{c} {t}" for c, t in key_types.items()]
+                            + [f"{c} SimpleAggregateFunction(min, String)" for c in shown])
+        select = ("SELECT " + ", ".join(["toStartOfMinute(published_at) AS minute", *key_types,
+                                         *(f"min({c}) AS {c}" for c in shown)])
+                  + f", uniqExactState(doc_id) AS docs, uniqExactState({_STORY}) AS stories FROM {{db}}.{source}")
         create += [
-            f"CREATE TABLE IF NOT EXISTS {{db}}.{table} ({_ROLLUP_COLUMNS[table]}, "
+            f"CREATE TABLE IF NOT EXISTS {{db}}.{table} (minute DateTime('UTC'), {columns}, "
             "docs AggregateFunction(uniqExact, String), stories AggregateFunction(uniqExact, String)) "
             f"ENGINE = AggregatingMergeTree PARTITION BY toYYYYMM(minute) ORDER BY ({key})",
             f"CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.{table}_mv TO {{db}}.{table} AS {select} GROUP BY {key}",

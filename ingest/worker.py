@@ -309,18 +309,17 @@ class Worker:
             end = self.consumer.highwater(tp)
             if end is None or await self.consumer.position(tp) < end:
                 return False
-        others = [TopicPartition(topic, p) for topic in self.settings.topics
-                  for p in sorted(self.consumer.partitions_for_topic(topic) or ())
-                  if TopicPartition(topic, p) not in owned]
-        if not others:
-            return True
-        ends = await self.consumer.end_offsets(others)
-        starts = await self.consumer.beginning_offsets(others)
+        others = [tp for topic in self.settings.topics
+                  for tp in (TopicPartition(topic, p) for p in self.consumer.partitions_for_topic(topic) or ())
+                  if tp not in owned]
+        ends = await self.consumer.end_offsets(others) if others else {}
         for tp in others:
             committed = await self.consumer.committed(tp)
-            if committed is None and self.settings.auto_offset_reset == "latest":
-                continue  # its owner starts at the end: nothing of it is the group's to read
-            if ends[tp] > (committed if committed is not None else starts[tp]):
+            if committed is None:  # never committed: its owner starts where the reset policy says
+                if self.settings.auto_offset_reset == "latest":
+                    continue
+                committed = (await self.consumer.beginning_offsets([tp]))[tp]
+            if ends[tp] > committed:
                 return False
         return True
 

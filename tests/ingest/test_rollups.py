@@ -96,7 +96,8 @@ def test_a_batch_writes_one_part_per_table_and_two_roll_ups(store: Store) -> Non
     before = _active_parts(store)
     store.write_batch([d for d in _stream() if d.doc.published_at.month == T0.month])  # one month: one partition
     after = _active_parts(store)
-    assert {table: n - before.get(table, 0) for table, n in after.items() if n != before.get(table, 0)} == {"documents": 1, "predictions": 1, "entity_mentions": 1, "prediction_writes": 1,
+    added = {table: n - before.get(table, 0) for table, n in after.items() if n != before.get(table, 0)}
+    assert added == {"documents": 1, "predictions": 1, "entity_mentions": 1, "prediction_writes": 1,
                      TOPIC_ROLLUP: 1, ENTITY_ROLLUP: 1}
     views = store.query("SELECT name FROM system.tables WHERE database = currentDatabase() "
                         "AND engine = 'MaterializedView' ORDER BY name")

@@ -1,4 +1,4 @@
-"""`finmon bench model|serving|e2e|storage|alerts`: the benchmark modules behind one command.
+"""`finmon bench model|serving|e2e|storage|alerts|distillation`: the benchmark modules behind one command.
 
 Each prints a table (and the figures the issue's targets are stated in) and, with ``--json FILE``, writes them
 with the machine (CPU model, SIMD flags, cores, load), the date and the git revision. ``--quick`` keeps each
@@ -62,12 +62,22 @@ def _alerts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--days", type=int, default=15, help="history per subject (the detector reads 14 days + today)")
 
 
+def _distillation(p: argparse.ArgumentParser) -> None:
+    p.add_argument("models", type=Path, nargs="*",
+                   help="exported version folders, training or teacher checkpoints (default: the shipped model)")
+    p.add_argument("--docs", type=int, default=None, help="tweets timed per model (default 512, --quick 128)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: its default)")
+    p.add_argument("--precision", choices=("fp32", "bf16", "auto"), default="auto", help="torch models' arithmetic")
+
+
 BENCHMARKS = {
     "model": ("multi-task vs serial single-task, fp32 vs int8, batch sweep, FLOPs and peak fraction", _model),
     "serving": ("in-process vs Triton (client batching, one request per document), p50/p99", _serving),
     "e2e": ("real Kafka -> worker -> ClickHouse: docs/s against the model's, produce->queryable latency", _e2e),
     "storage": ("insert rows/s through the project's ClickHouse writer", _storage),
     "alerts": ("one detection pass over 1,000 subjects", _alerts),
+    "distillation": ("teacher, students and the shipped model: dev quality and docs/s in one run", _distillation),
 }
 
 

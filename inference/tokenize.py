@@ -61,7 +61,8 @@ class TextTokenizer:
         self.max_length = max_length
         tokenizer.no_padding()
         tokenizer.enable_truncation(max_length=max_length)
-        self.pad_id = tokenizer.token_to_id("[PAD]") or 0
+        pad = tokenizer.token_to_id("[PAD]")  # WordPiece (MiniLM); "<pad>" in MPNet's vocabulary (the teacher)
+        self.pad_id = pad if pad is not None else (tokenizer.token_to_id("<pad>") or 0)
 
     @classmethod
     def from_dir(cls, path: str | Path, max_length: int = 128) -> "TextTokenizer":

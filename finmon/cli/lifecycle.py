@@ -1,5 +1,5 @@
 """`finmon model promote`: the gate a newly exported version must pass before it replaces the served one;
-`finmon model refit-topic-head`: a new version with the topic head refitted on the frozen encoder."""
+`finmon model refit-head`: a new version with the topic or sentiment head refitted on the frozen encoder."""
 
 from __future__ import annotations
 
@@ -17,11 +17,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tolerance", type=float, default=None, help="largest accepted drop of any metric (FINMON_PROMOTE_TOLERANCE)")
     p.add_argument("--prune", action="store_true", help="on acceptance, delete the other versions' weights (metrics stay)")
     p.set_defaults(handler=_promote)
-    r = msub.add_parser("refit-topic-head", help="write a new version: MODEL with its topic head refitted (L2 logistic "
-                        "regression on the graph's own features of the recipe's topic train split); needs the eval extra")
+    r = msub.add_parser("refit-head", aliases=["refit-topic-head"],
+                        help="write a new version: MODEL with its topic or sentiment head refitted (L2 logistic "
+                        "regression on the graph's own features of the recipe's train split); needs the eval extra")
     r.add_argument("--model", type=Path, default=None, help="exported version folder (default: the newest)")
-    r.add_argument("--out", type=Path, required=True, help="the new version folder, e.g. models/triton/finmon_mtl/4")
+    r.add_argument("--out", type=Path, required=True, help="the new version folder, e.g. models/triton/finmon_mtl/5")
+    r.add_argument("--task", choices=("topic", "sentiment"), default="topic", help="the head to refit (default topic)")
     r.add_argument("--c", type=float, default=None, help="inverse L2 strength (default 0.03, chosen by cross-validation)")
+    r.add_argument("--soft-labels", type=Path, default=None,
+                   help="`finmon soft-label`'s file: fit the teacher's probabilities too (train texts only)")
+    r.add_argument("--soft-weight", type=float, default=0.5,
+                   help="a gold text's target: (1 - w) * label + w * teacher (default 0.5)")
     r.set_defaults(handler=_refit)
 
 
@@ -35,8 +41,11 @@ def _promote(args: argparse.Namespace) -> int:
 
 
 def _refit(args: argparse.Namespace) -> int:
+    from finmon.cli.model import check_soft_labels
     from inference.serving.triton_repository import latest_version
-    from inference.training.head_refit import DEFAULT_C, refit_topic_head
+    from inference.training.head_refit import refit_head
 
-    print(refit_topic_head(args.model or latest_version().path, args.out, c=DEFAULT_C if args.c is None else args.c))
+    check_soft_labels(args)
+    print(refit_head(args.model or latest_version().path, args.out, args.task, c=args.c,
+                     soft_labels=args.soft_labels, soft_weight=args.soft_weight))
     return 0

@@ -43,6 +43,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="share of NER train sentences added again in headline / upper case (0..1)")
     p.add_argument("--ner-negatives", action="store_true",
                    help="add the topic train tweets' capitalised common words as non-names (partial labels)")
+    p.add_argument("--precision", choices=("fp32", "bf16", "auto"), default=d.precision,
+                   help="bf16 autocast (weights stay fp32); auto: bf16 where the CPU has AMX / AVX512-BF16")
+    p.add_argument("--teacher", action="store_true",
+                   help="fine-tune the distillation teacher, all-mpnet-base-v2 (teacher extra), on topic and sentiment")
+    p.add_argument("--soft-labels", type=Path, default=None,
+                   help="the teacher's probabilities written by `finmon soft-label` (text tasks, train only)")
+    p.add_argument("--soft-weight", type=float, default=d.soft_weight,
+                   help="a gold-labelled text's target: (1 - w) * its label + w * the teacher's probabilities")
     p.set_defaults(handler=_train)
 
     e = sub.add_parser("eval", help="evaluate a model on files in the shared training formats")
@@ -68,6 +76,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--min-confidence", type=float, default=0.0, help="keep tweets whose mean top probability reaches this")
     q.add_argument("--threads", type=int, default=0)
     q.set_defaults(handler=_pseudo_label)
+
+    t = sub.add_parser("soft-label", help="the teacher's topic and sentiment probabilities for the recipe's train tweets")
+    t.add_argument("teacher", type=Path, help="teacher checkpoint folder (`finmon train --teacher`, e.g. runs/teacher/best)")
+    t.add_argument("--out", type=Path, required=True, help="JSONL file: text, topic and sentiment probabilities")
+    t.add_argument("--data-dir", type=Path, default=None, help="training data (default: ../shared/data)")
+    from finmon.cli.pretraining import add_archive_arguments
+
+    add_archive_arguments(t, "label")
+    t.add_argument("--precision", choices=("fp32", "bf16", "auto"), default="auto")
+    t.add_argument("--threads", type=int, default=0)
+    t.set_defaults(handler=_soft_label)
 
     a = sub.add_parser("soup", help="average the weights of several training checkpoints into one")
     a.add_argument("checkpoints", type=Path, nargs="+", help="training checkpoint folders of the same model")
@@ -104,9 +123,17 @@ def _files(*paths: Path | None) -> None:
             raise ConfigError(f"no such file: {path}")
 
 
+def check_soft_labels(args: argparse.Namespace) -> None:
+    """--soft-labels names a file and --soft-weight is a share (`finmon train` and `finmon model refit-head`)."""
+    _files(args.soft_labels)
+    if not 0.0 <= args.soft_weight <= 1.0:
+        raise ConfigError(f"--soft-weight {args.soft_weight}: a weight between 0 and 1 is expected")
+
+
 def _train(args: argparse.Namespace) -> int:
     _folders(args.data_dir, args.init)
     _files(args.pseudo_labels)
+    check_soft_labels(args)
     if not 0.0 <= args.ner_case_augment <= 1.0:
         raise ConfigError(f"--ner-case-augment {args.ner_case_augment}: a share between 0 and 1 is expected")
     from inference.training.recipe import TrainConfig
@@ -123,6 +150,7 @@ def _train(args: argparse.Namespace) -> int:
         dev_fraction=args.dev_fraction, freeze_word_embeddings=not args.train_word_embeddings, tiny=args.tiny,
         init=args.init, encoder=args.encoder, freeze_encoder=args.freeze_encoder, pseudo_labels=args.pseudo_labels,
         token_layers=args.token_layers, ner_case_augment=args.ner_case_augment, ner_negatives=args.ner_negatives,
+        precision=args.precision, teacher=args.teacher, soft_labels=args.soft_labels, soft_weight=args.soft_weight,
     )
     if args.data_dir:
         cfg.data_dir = args.data_dir
@@ -141,6 +169,34 @@ def _pseudo_label(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     n = label_topic_tweets(args.teachers, args.out, data_dir=args.data_dir, min_confidence=args.min_confidence)
     print(f"{n} tweets labelled -> {args.out}")
+    return 0
+
+
+def _soft_label(args: argparse.Namespace) -> int:
+    _folders(args.teacher, args.data_dir)
+    from inference.training.distillation import TEACHER_MARK
+
+    if not (args.teacher / TEACHER_MARK).is_file():
+        raise ConfigError(f"{args.teacher} is not a teacher checkpoint (made by `finmon train --teacher`)")
+    import torch
+
+    from finmon.cli.pretraining import read_archive
+    from inference.training import data as D
+    from inference.training.corpus import corpus_splits, held_out_keys, unique
+    from inference.training.distillation import teacher_probs, train_tweets, write_soft_labels
+    from inference.training.recipe import TrainConfig
+    from inference.training.train import use_bf16
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = TrainConfig(data_dir=args.data_dir) if args.data_dir else TrainConfig()
+    tweets = train_tweets(cfg)
+    texts = tweets
+    if args.from_clickhouse:  # unlabelled for both tasks; never a dev or evaluation text
+        texts = tweets + unique(read_archive(args, set()), held_out_keys(corpus_splits(cfg)) | {
+            D.near_duplicate_key(t) for t in tweets})
+    n = write_soft_labels(texts, teacher_probs(args.teacher, texts, bf16=use_bf16(args.precision)), args.out)
+    print(f"{n} texts labelled ({len(tweets)} train tweets, {n - len(tweets)} from the archive) -> {args.out}")
     return 0
 
 

@@ -17,6 +17,27 @@ def _when(value: str) -> datetime:
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
+def add_archive_arguments(p: argparse.ArgumentParser, what: str) -> None:
+    """The monitor's archive as unlabelled text (``finmon pretrain``, ``finmon soft-label``)."""
+    p.add_argument("--from-clickhouse", metavar="DSN", default=None,
+                   help=f"also {what} stored documents (chdb:///abs/dir or http(s)://user:pass@host:port)")
+    p.add_argument("--database", default="finmon")
+    p.add_argument("--since", type=_when, default=None, help="archive: published at or after (ISO date/time, UTC)")
+    p.add_argument("--until", type=_when, default=None, help="archive: published before")
+    p.add_argument("--archive-limit", type=int, default=0, help="archive: at most this many documents (0: all)")
+
+
+def read_archive(args: argparse.Namespace, held_out: set[str]) -> list[str]:
+    """The archive's texts (``add_archive_arguments``), none near a held-out text; [] without --from-clickhouse."""
+    if not args.from_clickhouse:
+        return []
+    from ingest.archive import archive_texts
+    from ingest.store import Store
+
+    with Store.open(args.from_clickhouse, args.database) as store:
+        return archive_texts(store, args.since, args.until, exclude=held_out, limit=args.archive_limit)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     from inference.training.recipe import PretrainConfig
 
@@ -25,12 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=d.out_dir, help="run folder: encoder/ (for `finmon train --encoder`), summary.json")
     p.add_argument("--data-dir", type=Path, default=None, help="training data (default: ../shared/data)")
     p.add_argument("--no-shared", action="store_true", help="skip the shared training sets' train-split text")
-    p.add_argument("--from-clickhouse", metavar="DSN", default=None,
-                   help="also read stored documents (chdb:///abs/dir or http(s)://user:pass@host:port)")
-    p.add_argument("--database", default="finmon")
-    p.add_argument("--since", type=_when, default=None, help="archive: published at or after (ISO date/time, UTC)")
-    p.add_argument("--until", type=_when, default=None, help="archive: published before")
-    p.add_argument("--archive-limit", type=int, default=0, help="archive: at most this many documents (0: all)")
+    add_archive_arguments(p, "read")
     p.add_argument("--exclude", type=Path, action="append", default=[],
                    help="further evaluation file whose texts must not be trained on (CSV/JSONL text, CoNLL); repeatable")
     for name in ("epochs", "max_steps", "batch_size", "max_length", "seed", "threads"):
@@ -53,12 +69,7 @@ def _pretrain(args: argparse.Namespace) -> int:
     texts = [] if args.no_shared else shared_texts(splits, held_out)
     corpus = {"shared": len(texts), "archive": 0, "held_out_keys": len(held_out)}
     if args.from_clickhouse:
-        from ingest.archive import archive_texts
-        from ingest.store import Store
-
-        with Store.open(args.from_clickhouse, args.database) as store:
-            archive = archive_texts(store, args.since, args.until, exclude=held_out, limit=args.archive_limit)
-        texts = unique(texts + archive, held_out)
+        texts = unique(texts + read_archive(args, held_out), held_out)
         corpus["archive"] = len(texts) - corpus["shared"]
     cfg = PretrainConfig(out_dir=args.out, epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size,
                          max_length=args.max_length, seed=args.seed, threads=args.threads, lr=args.lr,

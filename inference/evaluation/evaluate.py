@@ -172,7 +172,9 @@ def evaluate_files(model: Path | None = None, *, topic_csv: Path | None = None, 
                    curve: bool = False, recipe: "TrainConfig | None" = None) -> dict:
     """`finmon eval`: metrics of an exported model (default: the shipped one) on files in the shared formats.
 
-    ``model`` may also be a training checkpoint folder (model.pt), evaluated with torch. ``baselines`` adds
+    ``model`` may also be a training checkpoint folder (model.pt) or a distillation teacher's
+    (inference.training.distillation), evaluated with torch; a teacher has no token head, so it gets no entity
+    metrics. ``baselines`` adds
     ``result["baseline"]``: the TF-IDF + logistic-regression scores on the same text sets (same keys), trained on
     the recipe's train split. ``per_class`` adds ``per_class`` F1 to the text tasks; ``spans`` adds
     ``tweet_spans`` (precision on a hand-checked span file, inference.evaluation.spans); ``curve`` adds
@@ -184,11 +186,14 @@ def evaluate_files(model: Path | None = None, *, topic_csv: Path | None = None, 
     from inference.labels import SENTIMENTS, TOPICS
     from inference.serving.predictor import OnnxPredictor, load_predictor
 
-    if model is not None and (Path(model) / "model.pt").is_file():
-        from inference.training.model import MultiTaskModel, torch_runner
+    from inference.training.distillation import TEACHER_MARK
 
-        run: Runner = torch_runner(MultiTaskModel.load(model))
-        tokenizer, version = TextTokenizer.from_dir(model), f"checkpoint:{model}"
+    teacher = model is not None and (Path(model) / TEACHER_MARK).is_file()
+    if model is not None and ((Path(model) / "model.pt").is_file() or teacher):
+        from inference.training.model import load_checkpoint, torch_runner
+
+        run: Runner = torch_runner(load_checkpoint(model))
+        tokenizer, version = TextTokenizer.from_dir(model), f"{'teacher' if teacher else 'checkpoint'}:{model}"
         predictor = None
     else:
         predictor = OnnxPredictor(Path(model)) if model else load_predictor()
@@ -212,13 +217,13 @@ def evaluate_files(model: Path | None = None, *, topic_csv: Path | None = None, 
         result[key] = evaluate_text(run, tokenizer, examples, head, len(labels[head]),
                                     labels[head] if per_class else None)
     news: dict[str, list[TokenExample]] = {}
-    if finer_csv:
+    if finer_csv and not teacher:
         news["ner_finer"] = D.read_finer_csv(finer_csv)
-    if conll:
+    if conll and not teacher:
         news["ner_conll"] = D.read_conll(conll)
     for key, examples in news.items():
         result[key] = evaluate_ner(run, tokenizer, examples)
-    if dev:
+    if dev and not teacher:
         for source in ("conll", "finer"):
             result[f"dev_ner_{source}"] = evaluate_ner(run, tokenizer, [e for e in splits["ner"][1] if e.source == source])
     if baselines:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from inference.training.data import TextExample, TokenExample
-from inference.labels import IGNORE_INDEX, NER_TAGS
+from inference.labels import IGNORE_INDEX, NER_TAGS, SENTIMENTS, TOPICS
 from inference.tokenize import Batch, TextTokenizer
 
 TASKS = ("topic", "sentiment", "ner")
@@ -25,7 +25,7 @@ TASKS = ("topic", "sentiment", "ner")
 class TaskBatch:
     task: str
     batch: Batch
-    labels: np.ndarray  # (batch,) for sequence tasks, (batch, length) for "ner"
+    labels: np.ndarray  # (batch,) class ids or (batch, classes) target probabilities; (batch, length) for "ner"
 
 
 def token_labels(batch: Batch, examples: Sequence[TokenExample]) -> np.ndarray:
@@ -73,7 +73,11 @@ class TaskData:
             batch = tokenizer.encode_words([e.tokens for e in examples])
             return TaskBatch(self.task, batch, token_labels(batch, examples))
         batch = tokenizer.encode_texts([e.text for e in examples])
-        return TaskBatch(self.task, batch, np.array([e.label for e in examples], dtype=np.int64))
+        if not any(e.soft for e in examples):
+            return TaskBatch(self.task, batch, np.array([e.label for e in examples], dtype=np.int64))
+        eye = np.eye(len(TOPICS) if self.task == "topic" else len(SENTIMENTS), dtype=np.float32)
+        targets = np.stack([np.asarray(e.soft, dtype=np.float32) if e.soft else eye[e.label] for e in examples])
+        return TaskBatch(self.task, batch, targets)
 
 
 def epoch_plan(tasks: Sequence[TaskData], size: int, sampling: str, rng: random.Random) -> list[tuple[str, int]]:

@@ -58,7 +58,8 @@ class DataError(FinmonError):
 class TextExample:
     text: str
     label: int  # index into TOPICS (source "twitter_topic") or SENTIMENTS (every other text source)
-    source: str  # "twitter_topic", "twitter_sentiment", "phrasebank", "fiqa"
+    source: str  # "twitter_topic", "twitter_sentiment", "phrasebank", "fiqa", "pseudo", "teacher"
+    soft: tuple[float, ...] | None = None  # a teacher's target distribution (recipe.add_soft_labels); None: the label
 
 
 @dataclass(frozen=True, slots=True)

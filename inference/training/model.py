@@ -23,28 +23,45 @@ import numpy as np
 
 import torch
 from torch import nn
-from transformers import BertConfig, BertModel
+from transformers import AutoModel, BertConfig, BertModel, MPNetConfig, MPNetModel
 
 from inference.errors import ConfigError
 from inference.labels import NER_TAGS, SENTIMENTS, TOPICS
+from inference.training.distillation import TEACHER_MARK
 from inference.tokenize import CASES, TOKENIZER_FILE, Batch, base_model_path
 
 if TYPE_CHECKING:
     from inference.evaluation.evaluate import Runner
 
 WEIGHTS_FILE = "model.pt"
+TEACHER_HEADS_FILE = "heads.pt"
+TEACHER_ENCODER_DIR = "encoder"
 CONFIG_FILE = "encoder_config.json"
 TOKEN_LAYERS_KEY = "finmon_token_layers"  # stored in the encoder config file of a checkpoint
 
 
-class MultiTaskModel(nn.Module):
-    def __init__(self, encoder: BertModel, dropout: float = 0.1, token_layers: int = 0) -> None:
+class TextHeads(nn.Module):
+    """An encoder with the topic and sentiment heads on its mean-pooled output: what the multi-task model and the
+    distillation teacher share."""
+
+    def __init__(self, encoder: nn.Module, dropout: float = 0.1) -> None:
         super().__init__()
         self.encoder = encoder
         hidden = encoder.config.hidden_size
         self.dropout = nn.Dropout(dropout)
         self.topic_head = nn.Linear(hidden, len(TOPICS))
         self.sentiment_head = nn.Linear(hidden, len(SENTIMENTS))
+
+    def text_logits(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = self.dropout((hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0))
+        return self.topic_head(pooled), self.sentiment_head(pooled)
+
+
+class MultiTaskModel(TextHeads):
+    def __init__(self, encoder: BertModel, dropout: float = 0.1, token_layers: int = 0) -> None:
+        super().__init__(encoder, dropout)
+        hidden = encoder.config.hidden_size
         self.token_head = nn.Linear(hidden, len(NER_TAGS))
         self.token_layers = nn.ModuleList()
         self.add_token_layers(token_layers)
@@ -70,10 +87,7 @@ class MultiTaskModel(nn.Module):
                 input_ids=input_ids, attention_mask=attention_mask, token_type_ids=case_ids
             ).last_hidden_state
             tokens = hidden
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-        pooled = self.dropout(pooled)
-        return self.topic_head(pooled), self.sentiment_head(pooled), self.token_head(self.dropout(tokens))
+        return *self.text_logits(hidden, attention_mask), self.token_head(self.dropout(tokens))
 
     def _branched(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                   case_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -123,6 +137,54 @@ class MultiTaskModel(nn.Module):
         model = cls(BertModel(config, add_pooling_layer=False), token_layers=getattr(config, TOKEN_LAYERS_KEY, 0))
         model.load_state_dict(torch.load(directory / WEIGHTS_FILE, map_location="cpu"))
         return model.eval()
+
+
+class TextTeacher(TextHeads):
+    """The distillation teacher (inference.training.distillation): a pre-trained encoder, mean pooling (how
+    all-mpnet-base-v2 was trained), topic and sentiment heads. Its forward pass has the student's signature, so the
+    training loop, the evaluation and the runners take either; it has no token head (its token output is zeros)
+    and no casing channel (MPNet has no token types)."""
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                case_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return *self.text_logits(hidden, attention_mask), hidden.new_zeros((*input_ids.shape, len(NER_TAGS)))
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, dropout: float = 0.1) -> "TextTeacher":
+        return cls(AutoModel.from_pretrained(str(path), add_pooling_layer=False), dropout)
+
+    @classmethod
+    def tiny(cls, vocab_size: int = 30527) -> "TextTeacher":
+        """A random 2-layer MPNet for smoke tests."""
+        config = MPNetConfig(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                             intermediate_size=64)
+        return cls(MPNetModel(config, add_pooling_layer=False))
+
+    def save(self, directory: str | Path, tokenizer_dir: str | Path) -> Path:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.encoder.save_pretrained(str(directory / TEACHER_ENCODER_DIR))
+        heads = {k: v for k, v in self.state_dict().items() if not k.startswith("encoder.")}
+        torch.save(heads, directory / TEACHER_HEADS_FILE)
+        if Path(tokenizer_dir).resolve() != directory.resolve():
+            shutil.copy(Path(tokenizer_dir) / TOKENIZER_FILE, directory / TOKENIZER_FILE)
+        (directory / TEACHER_MARK).write_text(json.dumps({"encoder": self.encoder.config.model_type}))
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "TextTeacher":
+        directory = Path(directory)
+        model = cls(AutoModel.from_pretrained(str(directory / TEACHER_ENCODER_DIR), add_pooling_layer=False))
+        missing = model.load_state_dict(torch.load(directory / TEACHER_HEADS_FILE, map_location="cpu"), strict=False)
+        if any(not k.startswith("encoder.") for k in missing.missing_keys) or missing.unexpected_keys:
+            raise ConfigError(f"{directory / TEACHER_HEADS_FILE}: not the heads of a teacher")
+        return model.eval()
+
+
+def load_checkpoint(directory: str | Path) -> "MultiTaskModel | TextTeacher":
+    """A training folder's model: the teacher when it is marked as one, else the multi-task model."""
+    return TextTeacher.load(directory) if (Path(directory) / TEACHER_MARK).is_file() else MultiTaskModel.load(directory)
 
 
 def _run_layer(layer: nn.Module, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -7,6 +7,9 @@ import random
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
+
+from inference.labels import SENTIMENTS, TOPICS
 from inference.training import data as D
 
 NER_SOURCES: dict[str, tuple[tuple[str, ...], object]] = {
@@ -57,6 +60,10 @@ class TrainConfig:
     freeze_encoder: bool = False  # train the heads only (with init: adapt a head, the other heads stay exact)
     token_layers: int = 0  # the token head's own copy of the top k encoder layers (inference.training.model)
     threads: int = 0
+    precision: str = "fp32"  # "fp32", "bf16" (autocast; weights stay fp32) or "auto" (bf16 where the CPU has bf16 units)
+    teacher: bool = False  # fine-tune the distillation teacher (all-mpnet-base-v2, text tasks) instead of the student
+    soft_labels: Path | None = None  # `finmon soft-label`'s file: the teacher's probabilities (text tasks, train only)
+    soft_weight: float = 0.5  # a gold-labelled text's target: (1 - w) * its label + w * the teacher's probabilities
 
 
 def _topic_split(cfg: TrainConfig) -> tuple[list, list]:
@@ -102,9 +109,39 @@ def load_splits(cfg: TrainConfig) -> dict[str, tuple[list, list]]:
             news = [e for e in train if e.source in ("conll", "finer")]
             extra += D.capitalised_negatives([e.text for e in tweets], D.common_words(news))
         out["ner"] = (train + extra, dev)
+    if cfg.soft_labels:
+        from inference.training.distillation import read_soft_labels
+
+        add_soft_labels(out, read_soft_labels(cfg.soft_labels), cfg.soft_weight)
     if cfg.limit:
         out = {k: (tr[: cfg.limit], dv[: max(8, cfg.limit // 4)]) for k, (tr, dv) in out.items()}
     return out
+
+
+def add_soft_labels(splits: dict[str, tuple[list, list]], rows: list[dict], weight: float) -> None:
+    """Teacher targets for the text tasks' train examples (in place). A train text of a task keeps its gold label
+    and gets the target ``(1 - weight) * one-hot + weight * teacher``; a text the task has no label for (a topic
+    tweet for sentiment, and so on) is added with the teacher's probabilities alone. A text near a dev text of any
+    task, or near another labelled train text of the task, is not added."""
+    held_out = {D.near_duplicate_key(e.text) for _, dev in splits.values() for e in dev if isinstance(e, D.TextExample)}
+    for task, size in (("topic", len(TOPICS)), ("sentiment", len(SENTIMENTS))):
+        if task not in splits:
+            continue
+        train, dev = splits[task]
+        probs = {r["text"]: r[task] for r in rows if r.get(task) is not None}
+        labelled = {D.near_duplicate_key(e.text) for e in train}
+        mixed = []
+        for e in train:
+            p = probs.pop(e.text, None)
+            gold = np.eye(size)[e.label]
+            mixed.append(e if p is None else replace(e, soft=tuple((1 - weight) * gold + weight * np.asarray(p))))
+        extra, seen = [], held_out | labelled
+        for text, p in probs.items():
+            key = D.near_duplicate_key(text)
+            if key and key not in seen:
+                seen.add(key)
+                extra.append(D.TextExample(text, int(np.argmax(p)), "teacher", tuple(p)))
+        splits[task] = (mixed + extra, dev)
 
 
 @dataclass

@@ -22,7 +22,7 @@ from inference.training.batches import TaskBatch, TaskData, epoch_plan, stream
 from inference.evaluation.evaluate import evaluate_ner, evaluate_text
 from inference.labels import IGNORE_INDEX, SENTIMENTS, TOPICS
 from inference.training.export import load_model
-from inference.training.model import MultiTaskModel, base_model_path, torch_runner
+from inference.training.model import MultiTaskModel, TextTeacher, base_model_path, torch_runner
 from inference.training.recipe import TrainConfig, load_splits
 from inference.tokenize import Batch, TextTokenizer
 
@@ -68,18 +68,49 @@ def loss_of(model: MultiTaskModel, tb: TaskBatch, weights: dict[str, torch.Tenso
     labels = torch.from_numpy(tb.labels)
     if tb.task == "ner":
         return nn.functional.cross_entropy(tokens.flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX)
-    return nn.functional.cross_entropy(topic if tb.task == "topic" else sentiment, labels,
-                                       weight=(weights or {}).get(tb.task), label_smoothing=label_smoothing)
+    logits = (topic if tb.task == "topic" else sentiment).float()
+    return nn.functional.cross_entropy(logits, labels, weight=(weights or {}).get(tb.task), label_smoothing=label_smoothing)
 
 
-def start_run(seed: int, threads: int, out: Path, max_length: int) -> tuple[Path, Path, TextTokenizer]:
-    """Seed everything, set torch's threads, create the run folder; (out, base model dir, tokenizer)."""
+def start_run(seed: int, threads: int, out: Path, max_length: int,
+              tok_dir: Path | None = None) -> tuple[Path, Path, TextTokenizer]:
+    """Seed everything, set torch's threads, create the run folder; (out, tokenizer dir, tokenizer). The
+    tokenizer is the base model's unless ``tok_dir`` says otherwise."""
     random.seed(seed), np.random.seed(seed), torch.manual_seed(seed)
     if threads:
         torch.set_num_threads(threads)
     out.mkdir(parents=True, exist_ok=True)
-    tok_dir = base_model_path()
+    tok_dir = tok_dir or base_model_path()
     return out, tok_dir, TextTokenizer.from_dir(tok_dir, max_length)
+
+
+def has_bf16_units() -> bool:
+    """Whether this CPU multiplies bf16 in hardware (AMX or AVX512-BF16): bf16 autocast is then faster than fp32
+    (1.5x for the student's training steps, 1.8x for the teacher's, here); elsewhere it is emulated and slower."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " amx_bf16" in flags or " avx512_bf16" in flags
+
+
+def use_bf16(precision: str) -> bool:
+    if precision not in ("fp32", "bf16", "auto"):
+        raise ValueError(f"unknown precision {precision!r}")
+    return precision == "bf16" or (precision == "auto" and has_bf16_units())
+
+
+def new_model(cfg: TrainConfig, teacher_dir: Path | None) -> nn.Module:
+    """The model a run starts from (the teacher's pre-trained weights are in ``teacher_dir``)."""
+    if cfg.teacher:
+        if cfg.init:
+            return TextTeacher.load(cfg.init).train()
+        return TextTeacher.from_pretrained(teacher_dir, dropout=cfg.dropout) if teacher_dir else TextTeacher.tiny()
+    if cfg.init:
+        return load_model(cfg.init)
+    if cfg.tiny and not cfg.encoder:
+        return MultiTaskModel.tiny()
+    return MultiTaskModel.from_pretrained(cfg.encoder, dropout=cfg.dropout)
 
 
 def adamw_schedule(model: nn.Module, lr: float, weight_decay: float, warmup: float, total: int):
@@ -97,13 +128,20 @@ def adamw_schedule(model: nn.Module, lr: float, weight_decay: float, warmup: flo
 
 def train(cfg: TrainConfig) -> dict:
     """Train, keep the best epoch in ``out_dir/best`` and return the run summary (also in ``summary.json``)."""
-    out, tok_dir, tokenizer = start_run(cfg.seed, cfg.threads, Path(cfg.out_dir), cfg.max_length)
-    if cfg.init:
-        model = load_model(cfg.init)
-    else:
-        model = MultiTaskModel.tiny() if cfg.tiny and not cfg.encoder else MultiTaskModel.from_pretrained(
-            cfg.encoder, dropout=cfg.dropout)
-    model.add_token_layers(cfg.token_layers or len(model.token_layers))
+    if cfg.teacher and "ner" in cfg.tasks:
+        from inference.errors import ConfigError
+
+        raise ConfigError("the teacher learns the text tasks only: --tasks topic,sentiment")
+    bf16 = use_bf16(cfg.precision)
+    teacher_dir = None
+    if cfg.teacher and not cfg.tiny:
+        from inference.training.distillation import teacher_base_path
+
+        teacher_dir = teacher_base_path()
+    out, tok_dir, tokenizer = start_run(cfg.seed, cfg.threads, Path(cfg.out_dir), cfg.max_length, teacher_dir)
+    model = new_model(cfg, teacher_dir)
+    if isinstance(model, MultiTaskModel):
+        model.add_token_layers(cfg.token_layers or len(model.token_layers))
     if cfg.freeze_word_embeddings:
         model.encoder.embeddings.word_embeddings.weight.requires_grad_(False)
     if cfg.freeze_encoder:
@@ -127,13 +165,16 @@ def train(cfg: TrainConfig) -> dict:
                    desc=f"epoch {epoch}/{cfg.epochs}", mininterval=5)
         running: dict[str, float] = {}
         for tb in bar:
-            loss = cfg.task_weights.get(tb.task, 1.0) * loss_of(model, tb, weights, cfg.label_smoothing)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                loss = cfg.task_weights.get(tb.task, 1.0) * loss_of(model, tb, weights, cfg.label_smoothing)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step(), sched.step(), opt.zero_grad(set_to_none=True)
-            running[tb.task] = 0.98 * running.get(tb.task, float(loss)) + 0.02 * float(loss)
+            value = float(loss.detach())
+            running[tb.task] = 0.98 * running.get(tb.task, value) + 0.02 * value
             bar.set_postfix({k: f"{v:.3f}" for k, v in running.items()}, refresh=False)
-        metrics = dev_metrics(model, tokenizer, splits)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            metrics = dev_metrics(model, tokenizer, splits)
         s = score(metrics)
         history.append({"epoch": epoch, "score": s, "metrics": metrics, "elapsed_s": round(time.time() - started)})
         log.info("epoch %d dev score %.4f %s", epoch, s, json.dumps(metrics))

@@ -42,6 +42,9 @@ CASES: dict[str, tuple[list[str], dict[str, str], str]] = {
     "pretrain": (["--data-dir", f"{{tmp}}/{MISSING}"], {}, MISSING),
     "model promote": ([f"{{tmp}}/{MISSING}"], {}, MISSING),
     "model refit-topic-head": (["--model", f"{{tmp}}/{MISSING}", "--out", "{tmp}/out"], {}, MISSING),
+    "model refit-head": (["--task", "sentiment", "--soft-labels", f"{{tmp}}/{MISSING}.jsonl", "--out", "{tmp}/out"],
+                         {}, MISSING),
+    "soft-label": ([f"{{tmp}}/{MISSING}", "--out", "{tmp}/soft.jsonl"], {}, MISSING),
     "optimize": (["--model", f"{{tmp}}/{MISSING}"], {}, MISSING),
     "kg build": (["--data", f"{{tmp}}/{MISSING}"], {}, MISSING),
     "kg load": (["--dsn", "bogus://x"], {}, "bogus://x"),
@@ -49,6 +52,7 @@ CASES: dict[str, tuple[list[str], dict[str, str], str]] = {
     "kg show": (["Tesla", "--label", "BOGUS"], {}, "BOGUS"),
     **{f"bench {name}": (["--repository", f"{{tmp}}/{MISSING}"], {}, MISSING)
        for name in ("model", "serving", "e2e", "storage", "alerts")},
+    "bench distillation": ([f"{{tmp}}/{MISSING}"], {}, MISSING),
     "settings": (["--embed", f"{{tmp}}/{MISSING}.md"], {}, MISSING),
 }
 # mistakes in the environment rather than the arguments, and a port that is taken
@@ -58,6 +62,8 @@ MORE: dict[str, tuple[str, list[str], dict[str, str], str]] = {
     "bad setting": ("worker", [], {"FINMON_INGEST_METRICS_PORT": "lots"}, "lots"),
     "bench compare": ("bench model", ["--compare", f"{{tmp}}/{MISSING}"], {}, MISSING),
     "case augment share": ("train", ["--tiny", "--ner-case-augment", "1.5"], {}, "1.5"),
+    "soft weight": ("model refit-head", ["--soft-weight", "2", "--out", "{tmp}/out"], {}, "--soft-weight 2"),
+    "not a teacher": ("soft-label", ["{tmp}", "--out", "{tmp}/soft.jsonl"], {}, "not a teacher checkpoint"),
     "port in use": ("run", ["--rss", "http://127.0.0.1:9/feed", "--dsn", "chdb://{tmp}/store", "--dir", "{tmp}/run",
                             "--metrics-port", "{port}"], {}, "{port}"),
 }

@@ -1,4 +1,4 @@
-"""`finmon bench distill`: the teacher, the students and the shipped model side by side: dev-split quality and
+"""`finmon bench distillation`: the teacher, the students and the shipped model side by side: dev-split quality and
 docs/s in one run, with the TF-IDF baseline's scores in the same table.
 
 Each model is an exported version folder (onnxruntime, as served), a training checkpoint or a teacher checkpoint

@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--model", type=Path, default=None, help="exported version folder (default: the newest)")
     r.add_argument("--out", type=Path, required=True, help="the new version folder, e.g. models/triton/finmon_mtl/5")
     r.add_argument("--task", choices=("topic", "sentiment"), default="topic", help="the head to refit (default topic)")
-    r.add_argument("--c", type=float, default=None, help="inverse L2 strength (default 0.03, chosen by cross-validation)")
+    r.add_argument("--c", type=float, default=None, help="inverse L2 strength (default: topic 0.03, sentiment 0.1, each chosen by cross-validation)")
     r.add_argument("--soft-labels", type=Path, default=None,
                    help="`finmon soft-label`'s file: fit the teacher's probabilities too (train texts only)")
     r.add_argument("--soft-weight", type=float, default=0.5,

@@ -170,7 +170,8 @@ def run(docs: int = 1000, batch: int = 32, threads: int = 0, rounds: int = 3, sw
             sr = Runner(sized, len(corpus)).compare({int8_name: [(sessions[int8_name], outputs)]}, max(1, rounds - 1))
             sweep_rates[size] = sr[int8_name]
             report.add(f"{int8_name}, batch sweep", size, sr[int8_name][0], sr[int8_name][1], sr[int8_name][0] / base)
-    flops = flops_per_doc(lengths, LAYERS + int(version_metadata(version.path).get("token_layers", 0)))
+    meta = version_metadata(version.path)
+    flops = flops_per_doc(lengths, LAYERS + sum(int(meta.get(f"{b}_layers", 0)) for b in ("token", "sentiment")))
     peak = matmul_peak_gflops(threads)
     multi, serial = result[int8_name][0], result["3 single-task stand-ins, serial (int8)"][0]
     report.figures.update({

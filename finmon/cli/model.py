@@ -37,8 +37,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="start from this checkpoint (runs/mtl/best) or exported version (models/triton/finmon_mtl/1)")
     p.add_argument("--encoder", type=Path, default=None, help="start from this encoder (`finmon pretrain`'s <out>/encoder)")
     p.add_argument("--freeze-encoder", action="store_true", help="train the heads only (the encoder stays as loaded)")
+    p.add_argument("--train-layers", type=int, default=d.train_layers,
+                   help="freeze the encoder but its top K layers (a token branch forking below them stays exact)")
     p.add_argument("--token-layers", type=int, default=d.token_layers,
                    help="give the token head its own copy of the top K encoder layers (trained even with --freeze-encoder)")
+    p.add_argument("--sentiment-layers", type=int, default=d.sentiment_layers,
+                   help="give the sentiment head its own copy of the top K encoder layers (the same, for sentiment)")
     p.add_argument("--ner-case-augment", type=float, default=d.ner_case_augment,
                    help="share of NER train sentences added again in headline / upper case (0..1)")
     p.add_argument("--ner-negatives", action="store_true",
@@ -148,8 +152,10 @@ def _train(args: argparse.Namespace) -> int:
         max_length=args.max_length, patience=args.patience, seed=args.seed, limit=args.limit, threads=args.threads,
         lr=args.lr, weight_decay=args.weight_decay, warmup=args.warmup, dropout=args.dropout,
         dev_fraction=args.dev_fraction, freeze_word_embeddings=not args.train_word_embeddings, tiny=args.tiny,
-        init=args.init, encoder=args.encoder, freeze_encoder=args.freeze_encoder, pseudo_labels=args.pseudo_labels,
-        token_layers=args.token_layers, ner_case_augment=args.ner_case_augment, ner_negatives=args.ner_negatives,
+        init=args.init, encoder=args.encoder, freeze_encoder=args.freeze_encoder, train_layers=args.train_layers,
+        pseudo_labels=args.pseudo_labels,
+        token_layers=args.token_layers, sentiment_layers=args.sentiment_layers,
+        ner_case_augment=args.ner_case_augment, ner_negatives=args.ner_negatives,
         precision=args.precision, teacher=args.teacher, soft_labels=args.soft_labels, soft_weight=args.soft_weight,
     )
     if args.data_dir:

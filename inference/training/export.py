@@ -23,11 +23,12 @@ import onnx
 import torch
 from onnx import helper, numpy_helper
 
+from inference.errors import ConfigError
 from inference.labels import ENTITY_TYPES, NER_TAGS, SENTIMENTS, TOPICS
-from inference.training.model import MultiTaskModel
+from inference.training.model import MultiTaskModel, branch_layers
 from inference.tensors import INPUTS, MODEL_NAME, OUTPUTS
 from inference.tokenize import CASES, TOKENIZER_FILE, base_model_path
-from inference.serving.optimize import int8_per_channel
+from inference.serving.optimize import int8_per_channel, is_int8_compute
 from inference.serving.triton_config import gpu_config, write_config
 from inference.serving.triton_repository import GPU_REPOSITORY, METADATA_FILE, version_metadata
 
@@ -126,7 +127,7 @@ def import_export(version_dir: Path) -> MultiTaskModel:
     else:  # exports before the config was recorded: the base encoder, widened to the casing channel
         config = BertConfig.from_pretrained(str(base_model_path()))
         config.type_vocab_size = len(CASES)
-    model = MultiTaskModel(BertModel(config, add_pooling_layer=False), token_layers=int(meta.get("token_layers", 0)))
+    model = MultiTaskModel(BertModel(config, add_pooling_layer=False), **branch_layers(meta))
     params = dict(model.named_parameters())
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
@@ -134,7 +135,12 @@ def import_export(version_dir: Path) -> MultiTaskModel:
             p.copy_(torch.randn(p.shape, generator=generator))
     with tempfile.TemporaryDirectory() as tmp:
         probe = _weights(onnx.load(str(export_onnx(model, Path(tmp) / "probe.onnx", int8_weights=False))))
-    served = _weights(onnx.load(str(version_dir / "model.onnx")))
+    served_proto = onnx.load(str(version_dir / "model.onnx"))
+    if is_int8_compute(served_proto):  # its weights are folded into int8 MatMul operands: not read back (yet)
+        raise ConfigError(f"{version_dir} is an int8-compute graph (`finmon optimize`); start from the version it "
+                          f"was optimised from ({meta.get('optimized_from') or 'see its finmon.json'}) or from its "
+                          "training checkpoint")
+    served = _weights(served_proto)
     wrong = ValueError(f"{version_dir}/model.onnx does not hold this architecture's weights "
                        f"({len(served)} weights, expected {len(probe)})")
     if len(served) != len(probe):
@@ -201,6 +207,7 @@ def export(checkpoint: Path, repo: Path | None = None, version: int = 1, quantiz
         "checkpoint": str(checkpoint), "int8_weights": int8_weights, "dynamic_quantization": quantize,
         "topics": TOPICS, "sentiments": SENTIMENTS, "ner_tags": NER_TAGS, "entity_types": ENTITY_TYPES,
         "cases": CASES, "max_length": 128, "token_layers": len(model.token_layers),
+        "sentiment_layers": len(model.sentiment_layers),
         "encoder_config": model.encoder.config.to_dict(),
     }
     summary = Path(checkpoint).parent / "summary.json"

@@ -4,11 +4,12 @@ Sequence heads read the mean-pooled encoder output (all-MiniLM-L6-v2 was trained
 head reads every position. The casing channel (inference.tokenize.CASES) enters through BERT's token-type
 embedding, resized from 2 to 4 rows, each row initialised from the pretrained row 0.
 
-Token branch (``token_layers`` = k > 0): the token head reads its own copy of the encoder's top k layers, applied
-to the output of layer L-k, while topic and sentiment keep reading the shared top. A refit of the entity task can
-then train real transformer layers (context, not just a linear map of frozen features) and still leave the topic
-and sentiment outputs bit-identical. Made by ``add_token_layers``, the copy starts from the shared layers, so the
-model's outputs are unchanged until it is trained. Cost at inference: k/L more encoder compute.
+Branches (``token_layers`` = k > 0, ``sentiment_layers`` = m > 0): the token head (the sentiment head) reads its
+own copy of the encoder's top k (m) layers, applied to the output of layer L-k (L-m), while the other heads keep
+reading the shared top. A refit of one task can then train real transformer layers (context, not just a linear
+map of frozen features) and still leave the other tasks' outputs bit-identical. Made by ``add_branch``, a copy
+starts from the shared layers, so the model's outputs are unchanged until it is trained. Cost at inference: k/L
+(m/L) more encoder compute.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ WEIGHTS_FILE = "model.pt"
 TEACHER_HEADS_FILE = "heads.pt"
 TEACHER_ENCODER_DIR = "encoder"
 CONFIG_FILE = "encoder_config.json"
-TOKEN_LAYERS_KEY = "finmon_token_layers"  # stored in the encoder config file of a checkpoint
+BRANCH_KEYS = {"token": "finmon_token_layers", "sentiment": "finmon_sentiment_layers"}  # in a checkpoint's encoder config
 
 
 class TextHeads(nn.Module):
@@ -52,59 +53,77 @@ class TextHeads(nn.Module):
         self.topic_head = nn.Linear(hidden, len(TOPICS))
         self.sentiment_head = nn.Linear(hidden, len(SENTIMENTS))
 
-    def text_logits(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        pooled = self.dropout((hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0))
-        return self.topic_head(pooled), self.sentiment_head(pooled)
+        return self.dropout((hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0))
+
+    def text_logits(self, hidden: torch.Tensor, attention_mask: torch.Tensor,
+                    sentiment_hidden: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        pooled = self.pool(hidden, attention_mask)
+        sentiment = pooled if sentiment_hidden is None else self.pool(sentiment_hidden, attention_mask)
+        return self.topic_head(pooled), self.sentiment_head(sentiment)
 
 
 class MultiTaskModel(TextHeads):
-    def __init__(self, encoder: BertModel, dropout: float = 0.1, token_layers: int = 0) -> None:
+    def __init__(self, encoder: BertModel, dropout: float = 0.1, token_layers: int = 0,
+                 sentiment_layers: int = 0) -> None:
         super().__init__(encoder, dropout)
         hidden = encoder.config.hidden_size
         self.token_head = nn.Linear(hidden, len(NER_TAGS))
         self.token_layers = nn.ModuleList()
-        self.add_token_layers(token_layers)
+        self.sentiment_layers = nn.ModuleList()
+        self.add_branch("token", token_layers)
+        self.add_branch("sentiment", sentiment_layers)
 
-    def add_token_layers(self, k: int) -> None:
-        """Give the token head its own copy of the top ``k`` encoder layers (a no-op when it has them already)."""
+    def add_branch(self, head: str, k: int) -> None:
+        """Give the ``head`` ("token" or "sentiment") its own copy of the top ``k`` encoder layers (a no-op when it
+        has them already)."""
         layers = self.encoder.encoder.layer
         if not 0 <= k <= len(layers):
-            raise ConfigError(f"token layers must be between 0 and the encoder's {len(layers)} layers, got {k}")
-        if k and len(self.token_layers) != k:
-            if len(self.token_layers):
-                raise ValueError(f"the model already has {len(self.token_layers)} token layers")
-            self.token_layers = nn.ModuleList(copy.deepcopy(layer) for layer in layers[len(layers) - k :])
-        self.encoder.config.update({TOKEN_LAYERS_KEY: len(self.token_layers)})
+            raise ConfigError(f"{head} layers must be between 0 and the encoder's {len(layers)} layers, got {k}")
+        attr = f"{head}_layers"
+        have = getattr(self, attr)
+        if k and len(have) != k:
+            if len(have):
+                raise ValueError(f"the model already has {len(have)} {head} layers")
+            setattr(self, attr, nn.ModuleList(copy.deepcopy(layer) for layer in layers[len(layers) - k :]))
+        self.encoder.config.update({BRANCH_KEYS[head]: len(getattr(self, attr))})
 
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, case_ids: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        if self.token_layers:
-            hidden, tokens = self._branched(input_ids, attention_mask, case_ids)
+        if self.token_layers or self.sentiment_layers:
+            hidden, tokens, sentiment = self._branched(input_ids, attention_mask, case_ids)
         else:
             hidden = self.encoder(
                 input_ids=input_ids, attention_mask=attention_mask, token_type_ids=case_ids
             ).last_hidden_state
-            tokens = hidden
-        return *self.text_logits(hidden, attention_mask), self.token_head(self.dropout(tokens))
+            tokens, sentiment = hidden, None
+        return *self.text_logits(hidden, attention_mask, sentiment), self.token_head(self.dropout(tokens))
 
     def _branched(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                  case_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(shared top, token branch) hidden states: the encoder's layers run one by one, the branch forks at
-        layer L-k. The additive mask is built here (every attention implementation of BertLayer accepts it)."""
+                  case_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(shared top, token branch, sentiment branch or None) hidden states: the encoder's layers run one by one,
+        a branch of k layers forks at layer L-k. The additive mask is built here (every attention implementation
+        of BertLayer accepts it)."""
         x = self.encoder.embeddings(input_ids=input_ids, token_type_ids=case_ids)
         additive = (1.0 - attention_mask[:, None, None, :].to(x.dtype)) * torch.finfo(x.dtype).min
         layers = self.encoder.encoder.layer
-        fork = len(layers) - len(self.token_layers)
-        for layer in layers[:fork]:
+        forks = {len(layers) - len(self.token_layers), len(layers) - len(self.sentiment_layers)}
+        inputs: dict[int, torch.Tensor] = {}
+        for i, layer in enumerate(layers):
+            if i in forks:
+                inputs[i] = x
             x = _run_layer(layer, x, additive)
-        hidden = tokens = x
-        for layer in layers[fork:]:
-            hidden = _run_layer(layer, hidden, additive)
-        for layer in self.token_layers:
-            tokens = _run_layer(layer, tokens, additive)
-        return hidden, tokens
+        inputs[len(layers)] = x
+
+        def branch(own: nn.ModuleList) -> torch.Tensor:
+            h = inputs[len(layers) - len(own)]
+            for layer in own:
+                h = _run_layer(layer, h, additive)
+            return h
+
+        return x, branch(self.token_layers), (branch(self.sentiment_layers) if self.sentiment_layers else None)
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, dropout: float = 0.1) -> "MultiTaskModel":
@@ -134,7 +153,7 @@ class MultiTaskModel(TextHeads):
     def load(cls, directory: str | Path) -> "MultiTaskModel":
         directory = Path(directory)
         config = BertConfig.from_dict(json.loads((directory / CONFIG_FILE).read_text()))
-        model = cls(BertModel(config, add_pooling_layer=False), token_layers=getattr(config, TOKEN_LAYERS_KEY, 0))
+        model = cls(BertModel(config, add_pooling_layer=False), **branch_layers(config.to_dict()))
         model.load_state_dict(torch.load(directory / WEIGHTS_FILE, map_location="cpu"))
         return model.eval()
 
@@ -180,6 +199,11 @@ class TextTeacher(TextHeads):
         if any(not k.startswith("encoder.") for k in missing.missing_keys) or missing.unexpected_keys:
             raise ConfigError(f"{directory / TEACHER_HEADS_FILE}: not the heads of a teacher")
         return model.eval()
+
+
+def branch_layers(record: dict) -> dict[str, int]:
+    """``token_layers`` / ``sentiment_layers`` of a model, from its encoder config (or an export's finmon.json)."""
+    return {f"{head}_layers": int(record.get(key, record.get(f"{head}_layers", 0))) for head, key in BRANCH_KEYS.items()}
 
 
 def load_checkpoint(directory: str | Path) -> "MultiTaskModel | TextTeacher":

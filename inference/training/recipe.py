@@ -58,7 +58,9 @@ class TrainConfig:
     init: Path | None = None  # start from this checkpoint instead of the base weights
     encoder: Path | None = None  # start from this encoder (`finmon pretrain`'s <out>/encoder) with new heads
     freeze_encoder: bool = False  # train the heads only (with init: adapt a head, the other heads stay exact)
+    train_layers: int = 0  # > 0: freeze the encoder but its top k layers (a token branch forking below stays exact)
     token_layers: int = 0  # the token head's own copy of the top k encoder layers (inference.training.model)
+    sentiment_layers: int = 0  # the sentiment head's own copy of the top k encoder layers
     threads: int = 0
     precision: str = "fp32"  # "fp32", "bf16" (autocast; weights stay fp32) or "auto" (bf16 where the CPU has bf16 units)
     teacher: bool = False  # fine-tune the distillation teacher (all-mpnet-base-v2, text tasks) instead of the student

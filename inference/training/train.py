@@ -19,6 +19,7 @@ from torch import nn
 from tqdm import tqdm
 
 from inference.training.batches import TaskBatch, TaskData, epoch_plan, stream
+from inference.errors import ConfigError
 from inference.evaluation.evaluate import evaluate_ner, evaluate_text
 from inference.labels import IGNORE_INDEX, SENTIMENTS, TOPICS
 from inference.training.export import load_model
@@ -113,6 +114,14 @@ def new_model(cfg: TrainConfig, teacher_dir: Path | None) -> nn.Module:
     return MultiTaskModel.from_pretrained(cfg.encoder, dropout=cfg.dropout)
 
 
+def top_layers(model: nn.Module, k: int) -> nn.ModuleList:
+    """The encoder's top ``k`` layers (``--train-layers``; none for 0)."""
+    layers = model.encoder.encoder.layer
+    if not 0 <= k <= len(layers):
+        raise ConfigError(f"train layers must be between 0 and the encoder's {len(layers)} layers, got {k}")
+    return nn.ModuleList(layers[len(layers) - k :] if k else [])
+
+
 def adamw_schedule(model: nn.Module, lr: float, weight_decay: float, warmup: float, total: int):
     """AdamW (no decay on biases and LayerNorm) with linear warm-up over ``warmup`` of ``total`` steps, then linear
     decay to 0."""
@@ -129,8 +138,6 @@ def adamw_schedule(model: nn.Module, lr: float, weight_decay: float, warmup: flo
 def train(cfg: TrainConfig) -> dict:
     """Train, keep the best epoch in ``out_dir/best`` and return the run summary (also in ``summary.json``)."""
     if cfg.teacher and "ner" in cfg.tasks:
-        from inference.errors import ConfigError
-
         raise ConfigError("the teacher learns the text tasks only: --tasks topic,sentiment")
     bf16 = use_bf16(cfg.precision)
     teacher_dir = None
@@ -141,11 +148,14 @@ def train(cfg: TrainConfig) -> dict:
     out, tok_dir, tokenizer = start_run(cfg.seed, cfg.threads, Path(cfg.out_dir), cfg.max_length, teacher_dir)
     model = new_model(cfg, teacher_dir)
     if isinstance(model, MultiTaskModel):
-        model.add_token_layers(cfg.token_layers or len(model.token_layers))
+        model.add_branch("token", cfg.token_layers or len(model.token_layers))
+        model.add_branch("sentiment", cfg.sentiment_layers or len(model.sentiment_layers))
     if cfg.freeze_word_embeddings:
         model.encoder.embeddings.word_embeddings.weight.requires_grad_(False)
-    if cfg.freeze_encoder:
+    if cfg.freeze_encoder or cfg.train_layers:
         model.encoder.requires_grad_(False)
+    top = top_layers(model, cfg.train_layers)
+    top.requires_grad_(True)
     splits = load_splits(cfg)
     tasks = [TaskData(t, splits[t][0]) for t in cfg.tasks]
     n_classes = {"topic": len(TOPICS), "sentiment": len(SENTIMENTS)}
@@ -159,8 +169,9 @@ def train(cfg: TrainConfig) -> dict:
     log.info("training %s on %s examples, %d steps/epoch", cfg.tasks, {t.task: len(t.examples) for t in tasks}, steps_per_epoch)
     for epoch in range(1, cfg.epochs + 1):
         model.train()
-        if cfg.freeze_encoder:
+        if cfg.freeze_encoder or cfg.train_layers:
             model.encoder.eval()  # no dropout in a frozen encoder: its features stay what the other heads learnt on
+            top.train()
         bar = tqdm(stream(tasks, tokenizer, cfg.batch_size, cfg.sampling, rng), total=steps_per_epoch,
                    desc=f"epoch {epoch}/{cfg.epochs}", mininterval=5)
         running: dict[str, float] = {}

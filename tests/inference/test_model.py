@@ -221,37 +221,59 @@ TEXTS = ["Tractor Supply Company Reports Record Second Quarter Results", "Fed's 
          "$TSLA down 4% premarket after recall"]
 
 
-def test_token_branch_starts_as_the_shared_top_and_leaves_text_heads_alone():
-    """A fresh token branch computes what the shared top did; trained apart, it moves only the token logits."""
+@pytest.mark.parametrize("head, moves", [("token", 2), ("sentiment", 1)])
+def test_a_branch_starts_as_the_shared_top_and_leaves_the_other_heads_alone(head, moves):
+    """A fresh branch computes what the shared top did; trained apart, it moves only its own head's logits."""
     torch.manual_seed(1)
     model = MultiTaskModel.tiny()
     before = _outputs(model, TEXTS)
-    model.add_token_layers(1)
+    model.add_branch(head, 1)
     start = _outputs(model, TEXTS)
     for a, b in zip(before, start, strict=True):
         assert np.abs(a - b).max() < 1e-5
     with torch.no_grad():
-        for p in model.token_layers.parameters():
+        for p in getattr(model, f"{head}_layers").parameters():
             p.add_(0.05 * torch.randn_like(p))
     moved = _outputs(model, TEXTS)
-    assert np.array_equal(moved[0], before[0]) and np.array_equal(moved[1], before[1])
-    assert np.abs(moved[2] - before[2]).max() > 1e-3
+    for i in range(3):
+        assert np.array_equal(moved[i], before[i]) != (i == moves), i
+    assert np.abs(moved[moves] - before[moves]).max() > 1e-3
     with pytest.raises(ValueError):
-        model.add_token_layers(2)
+        model.add_branch(head, 2)
 
 
-def test_refit_with_a_token_branch_trains_the_branch_not_the_encoder(tiny_run, tmp_path):
-    cfg = TrainConfig(out_dir=tmp_path, tiny=True, init=tiny_run / "best", freeze_encoder=True, tasks=("ner",),
-                      token_layers=1, ner_case_augment=0.5, limit=64, epochs=1, batch_size=16, lr=1e-2, threads=1)
+@pytest.mark.parametrize("head, options", [("token", {"tasks": ("ner",), "ner_case_augment": 0.5}),
+                                           ("sentiment", {"tasks": ("sentiment",)})])
+def test_refit_with_a_branch_trains_the_branch_not_the_encoder(tiny_run, tmp_path, head, options):
+    cfg = TrainConfig(out_dir=tmp_path, tiny=True, init=tiny_run / "best", freeze_encoder=True, limit=64, epochs=1,
+                      batch_size=16, lr=1e-2, threads=1, **{f"{head}_layers": 1}, **options)
     train(cfg)
     before, after = MultiTaskModel.load(tiny_run / "best"), MultiTaskModel.load(tmp_path / "best")
-    assert len(after.token_layers) == 1
+    assert len(getattr(after, f"{head}_layers")) == 1
     for name, p in after.state_dict().items():
         if name in before.state_dict():
-            assert torch.equal(p, before.state_dict()[name]) != name.startswith("token_head"), name
+            assert torch.equal(p, before.state_dict()[name]) != name.startswith(f"{head}_head"), name
     top = dict(before.encoder.encoder.layer[-1].named_parameters())
-    trained = [n for n, p in after.token_layers[0].named_parameters() if not torch.equal(p, top[n])]
-    assert trained, "the token branch was not trained"
+    trained = [n for n, p in getattr(after, f"{head}_layers")[0].named_parameters() if not torch.equal(p, top[n])]
+    assert trained, f"the {head} branch was not trained"
+
+
+def test_training_the_top_layers_leaves_a_token_branch_below_them_exact(tiny_run, tmp_path):
+    """--train-layers 1 on a model whose token branch forks below the top layer: the shared top and the text
+    heads learn, the embeddings, the lower layer, the branch and so every token logit stay exactly as they were."""
+    start = MultiTaskModel.load(tiny_run / "best")
+    start.add_branch("token", 1)
+    start.save(tmp_path / "start", tiny_run / "best")
+    cfg = TrainConfig(out_dir=tmp_path / "run", tiny=True, init=tmp_path / "start", train_layers=1,
+                      tasks=("topic", "sentiment"), limit=64, epochs=1, batch_size=16, lr=1e-2, threads=1)
+    train(cfg)
+    before, after = MultiTaskModel.load(tmp_path / "start"), MultiTaskModel.load(tmp_path / "run" / "best")
+    learnt = ("encoder.encoder.layer.1.", "topic_head", "sentiment_head")
+    for name, p in after.state_dict().items():
+        assert torch.equal(p, before.state_dict()[name]) != name.startswith(learnt), name
+    old, new = _outputs(before, TEXTS), _outputs(after, TEXTS)
+    assert np.array_equal(old[2], new[2])
+    assert not np.array_equal(old[1], new[1])
 
 
 def test_an_export_imports_back_as_the_same_model(tiny_run, tmp_path):
@@ -259,14 +281,16 @@ def test_an_export_imports_back_as_the_same_model(tiny_run, tmp_path):
     from inference.training.export import import_export, load_model
 
     model = MultiTaskModel.load(tiny_run / "best")
-    model.add_token_layers(1)
+    model.add_branch("token", 1)
+    model.add_branch("sentiment", 2)
     with torch.no_grad():
-        for p in model.token_layers.parameters():
+        for p in [*model.token_layers.parameters(), *model.sentiment_layers.parameters()]:
             p.add_(0.05 * torch.randn_like(p))
     model.save(tmp_path / "ckpt", tiny_run / "best")
+    assert len(MultiTaskModel.load(tmp_path / "ckpt").sentiment_layers) == 2
     version = export(tmp_path / "ckpt", repo=tmp_path / "repo")
     rebuilt = load_model(version)
-    assert len(rebuilt.token_layers) == 1
+    assert (len(rebuilt.token_layers), len(rebuilt.sentiment_layers)) == (1, 2)
     predictor = OnnxPredictor(version)
     batch = predictor.tokenizer.encode_texts(TEXTS)
     for served, torch_out in zip(predictor.run(batch), torch_runner(rebuilt)(batch), strict=True):
@@ -275,3 +299,15 @@ def test_an_export_imports_back_as_the_same_model(tiny_run, tmp_path):
         meta = json.loads((version / "finmon.json").read_text())
         (version / "finmon.json").write_text(json.dumps({**meta, "token_layers": 0}))
         import_export(version)
+
+
+def test_an_int8_compute_version_names_the_version_to_start_from(tiny_run, tmp_path):
+    from inference.errors import ConfigError
+    from inference.serving.optimize import optimize_version
+    from inference.training.export import import_export
+
+    version = export(tiny_run / "best", repo=tmp_path / "repo")
+    fast = optimize_version(version, tmp_path / "repo" / "finmon_mtl" / "2")
+    origin = json.loads((version / "finmon.json").read_text())["model_version"]
+    with pytest.raises(ConfigError, match=f"int8-compute.*{origin}"):
+        import_export(fast)

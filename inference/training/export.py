@@ -128,6 +128,11 @@ def import_export(version_dir: Path) -> MultiTaskModel:
         config = BertConfig.from_pretrained(str(base_model_path()))
         config.type_vocab_size = len(CASES)
     model = MultiTaskModel(BertModel(config, add_pooling_layer=False), **branch_layers(meta))
+    served_proto = onnx.load(str(version_dir / "model.onnx"))
+    if is_int8_compute(served_proto):  # its weights are folded into int8 MatMul operands: not read back (yet)
+        raise ConfigError(f"{version_dir} is an int8-compute graph (`finmon optimize`); start from the version it "
+                          f"was optimised from ({meta.get('optimized_from') or 'see its finmon.json'}) or from its "
+                          "training checkpoint")
     params = dict(model.named_parameters())
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
@@ -135,11 +140,6 @@ def import_export(version_dir: Path) -> MultiTaskModel:
             p.copy_(torch.randn(p.shape, generator=generator))
     with tempfile.TemporaryDirectory() as tmp:
         probe = _weights(onnx.load(str(export_onnx(model, Path(tmp) / "probe.onnx", int8_weights=False))))
-    served_proto = onnx.load(str(version_dir / "model.onnx"))
-    if is_int8_compute(served_proto):  # its weights are folded into int8 MatMul operands: not read back (yet)
-        raise ConfigError(f"{version_dir} is an int8-compute graph (`finmon optimize`); start from the version it "
-                          f"was optimised from ({meta.get('optimized_from') or 'see its finmon.json'}) or from its "
-                          "training checkpoint")
     served = _weights(served_proto)
     wrong = ValueError(f"{version_dir}/model.onnx does not hold this architecture's weights "
                        f"({len(served)} weights, expected {len(probe)})")

@@ -78,15 +78,13 @@ class MultiTaskModel(TextHeads):
     def add_branch(self, head: str, k: int) -> None:
         """Give the ``head`` ("token" or "sentiment") its own copy of the top ``k`` encoder layers (a no-op when it
         has them already)."""
-        layers = self.encoder.encoder.layer
-        if not 0 <= k <= len(layers):
-            raise ConfigError(f"{head} layers must be between 0 and the encoder's {len(layers)} layers, got {k}")
+        top = top_layers(self, k, head)
         attr = f"{head}_layers"
         have = getattr(self, attr)
         if k and len(have) != k:
             if len(have):
                 raise ValueError(f"the model already has {len(have)} {head} layers")
-            setattr(self, attr, nn.ModuleList(copy.deepcopy(layer) for layer in layers[len(layers) - k :]))
+            setattr(self, attr, nn.ModuleList(copy.deepcopy(layer) for layer in top))
         self.encoder.config.update({BRANCH_KEYS[head]: len(getattr(self, attr))})
 
     def forward(
@@ -108,22 +106,17 @@ class MultiTaskModel(TextHeads):
         of BertLayer accepts it)."""
         x = self.encoder.embeddings(input_ids=input_ids, token_type_ids=case_ids)
         additive = (1.0 - attention_mask[:, None, None, :].to(x.dtype)) * torch.finfo(x.dtype).min
-        layers = self.encoder.encoder.layer
-        forks = {len(layers) - len(self.token_layers), len(layers) - len(self.sentiment_layers)}
-        inputs: dict[int, torch.Tensor] = {}
-        for i, layer in enumerate(layers):
-            if i in forks:
-                inputs[i] = x
-            x = _run_layer(layer, x, additive)
-        inputs[len(layers)] = x
+        states = [x]  # states[i]: the input of layer i; states[-1]: the shared top
+        for layer in self.encoder.encoder.layer:
+            states.append(_run_layer(layer, states[-1], additive))
 
         def branch(own: nn.ModuleList) -> torch.Tensor:
-            h = inputs[len(layers) - len(own)]
+            h = states[len(states) - 1 - len(own)]
             for layer in own:
                 h = _run_layer(layer, h, additive)
             return h
 
-        return x, branch(self.token_layers), (branch(self.sentiment_layers) if self.sentiment_layers else None)
+        return states[-1], branch(self.token_layers), (branch(self.sentiment_layers) if self.sentiment_layers else None)
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, dropout: float = 0.1) -> "MultiTaskModel":
@@ -199,6 +192,14 @@ class TextTeacher(TextHeads):
         if any(not k.startswith("encoder.") for k in missing.missing_keys) or missing.unexpected_keys:
             raise ConfigError(f"{directory / TEACHER_HEADS_FILE}: not the heads of a teacher")
         return model.eval()
+
+
+def top_layers(model: nn.Module, k: int, what: str) -> nn.ModuleList:
+    """The encoder's top ``k`` layers (none for 0); ``what`` names the option in the error."""
+    layers = model.encoder.encoder.layer
+    if not 0 <= k <= len(layers):
+        raise ConfigError(f"{what} layers must be between 0 and the encoder's {len(layers)} layers, got {k}")
+    return nn.ModuleList(layers[len(layers) - k :] if k else [])
 
 
 def branch_layers(record: dict) -> dict[str, int]:

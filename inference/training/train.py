@@ -23,7 +23,7 @@ from inference.errors import ConfigError
 from inference.evaluation.evaluate import evaluate_ner, evaluate_text
 from inference.labels import IGNORE_INDEX, SENTIMENTS, TOPICS
 from inference.training.export import load_model
-from inference.training.model import MultiTaskModel, TextTeacher, base_model_path, torch_runner
+from inference.training.model import MultiTaskModel, TextTeacher, base_model_path, top_layers, torch_runner
 from inference.training.recipe import TrainConfig, load_splits
 from inference.tokenize import Batch, TextTokenizer
 
@@ -114,14 +114,6 @@ def new_model(cfg: TrainConfig, teacher_dir: Path | None) -> nn.Module:
     return MultiTaskModel.from_pretrained(cfg.encoder, dropout=cfg.dropout)
 
 
-def top_layers(model: nn.Module, k: int) -> nn.ModuleList:
-    """The encoder's top ``k`` layers (``--train-layers``; none for 0)."""
-    layers = model.encoder.encoder.layer
-    if not 0 <= k <= len(layers):
-        raise ConfigError(f"train layers must be between 0 and the encoder's {len(layers)} layers, got {k}")
-    return nn.ModuleList(layers[len(layers) - k :] if k else [])
-
-
 def adamw_schedule(model: nn.Module, lr: float, weight_decay: float, warmup: float, total: int):
     """AdamW (no decay on biases and LayerNorm) with linear warm-up over ``warmup`` of ``total`` steps, then linear
     decay to 0."""
@@ -154,7 +146,7 @@ def train(cfg: TrainConfig) -> dict:
         model.encoder.embeddings.word_embeddings.weight.requires_grad_(False)
     if cfg.freeze_encoder or cfg.train_layers:
         model.encoder.requires_grad_(False)
-    top = top_layers(model, cfg.train_layers)
+    top = top_layers(model, cfg.train_layers, "train")
     top.requires_grad_(True)
     splits = load_splits(cfg)
     tasks = [TaskData(t, splits[t][0]) for t in cfg.tasks]
